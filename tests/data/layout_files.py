@@ -106,7 +106,9 @@ def write_well(path: Path, b=3, t=4, nx=6, ny=5) -> dict[str, np.ndarray]:
         t1 = f.create_group("t1_fields")
         t1.attrs["field_names"] = ["velocity"]
         t1["velocity"] = stored["velocity"].astype(np.float32)
-        t1["velocity"].attrs.update(dim_varying=[True, True], sample_varying=True, time_varying=True)
+        t1["velocity"].attrs.update(
+            dim_varying=[True, True], sample_varying=True, time_varying=True
+        )
         f.create_group("t2_fields").attrs["field_names"] = []
         scalars = f.create_group("scalars")
         scalars.attrs["field_names"] = ["Re"]

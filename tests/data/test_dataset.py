@@ -8,6 +8,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from layout_files import write_cfd, write_darcy, write_groups, write_tensor, write_well
 
 from surrogates.data import DatasetError, Trajectory, open_dataset
@@ -131,7 +133,9 @@ def test_cfd_mismatched_field_shapes(tmp_path: Path):
     with h5py.File(path, "a") as f:
         del f["Vx"]
         f["Vx"] = np.zeros((3, 4, 9), np.float32)
-    with pytest.raises(DatasetError, match=r"key 'Vx': expected shape \(3, 4, 8\).*found \(3, 4, 9\)"):
+    with pytest.raises(
+        DatasetError, match=r"key 'Vx': expected shape \(3, 4, 8\).*found \(3, 4, 9\)"
+    ):
         open_dataset(path)
 
 
@@ -182,7 +186,9 @@ def test_well_layout(tmp_path: Path):
     got = ds.fields[2]
     np.testing.assert_allclose(got[..., 0], stored["pressure"][2], rtol=1e-6)
     # `height` does not vary along y: broadcast.
-    np.testing.assert_allclose(got[..., 1], np.repeat(stored["height"][2][..., None], 5, -1), rtol=1e-6)
+    np.testing.assert_allclose(
+        got[..., 1], np.repeat(stored["height"][2][..., None], 5, -1), rtol=1e-6
+    )
     np.testing.assert_allclose(got[..., 2:], stored["velocity"][2], rtol=1e-6)
     assert ds.static_names == ("mask",)
     np.testing.assert_allclose(ds.static[1][..., 0], stored["mask"], rtol=1e-6)
@@ -212,7 +218,7 @@ def test_missing_file():
 def test_not_hdf5(tmp_path: Path):
     path = tmp_path / "notes.hdf5"
     path.write_text("not a dataset")
-    with pytest.raises(DatasetError, match="notes.hdf5: not an HDF5 file"):
+    with pytest.raises(DatasetError, match=r"notes\.hdf5: not an HDF5 file"):
         open_dataset(path)
 
 
@@ -243,7 +249,7 @@ def test_short_time_coordinate(tmp_path: Path):
     with h5py.File(path, "a") as f:
         del f["t-coordinate"]
         f["t-coordinate"] = np.arange(5.0)
-    with pytest.raises(DatasetError, match="t-coordinate': expected at least 7 times.*found 5"):
+    with pytest.raises(DatasetError, match=r"t-coordinate': expected at least 7 times.*found 5"):
         open_dataset(path)
 
 
@@ -279,3 +285,30 @@ def test_pickles_without_handles(tmp_path: Path):
     np.testing.assert_array_equal(clone.fields[3], tensor[3, ..., None])
     ds.close()
     np.testing.assert_array_equal(ds.fields[4], tensor[4, ..., None])
+
+
+@given(
+    first=st.one_of(
+        st.integers(-6, 5),
+        st.builds(
+            slice,
+            st.none() | st.integers(-7, 7),
+            st.none() | st.integers(-7, 7),
+            st.none() | st.integers(1, 3) | st.integers(-3, -1),
+        ),
+        st.lists(st.integers(-6, 5), max_size=4),
+    ),
+    frame=st.none() | st.integers(-7, 6),
+)
+@settings(max_examples=60, deadline=None)
+def test_lazy_indexing_matches_numpy(tmp_path_factory, first, frame):
+    path = tmp_path_factory.getbasetemp() / "lazy.hdf5"
+    if not path.exists():
+        write_tensor(path, n=6, t=7, x=4)
+    ds = open_dataset(path)
+    expected = np.asarray(ds.fields)
+    index = first if frame is None else (first, frame)
+    if isinstance(first, list):
+        first = np.asarray(first, dtype=int)
+        index = first if frame is None else (first, frame)
+    np.testing.assert_array_equal(ds.fields[index], expected[index])

@@ -17,7 +17,9 @@ from surrogates.data.inspect import ChannelStats, inspect_files
 
 def test_streamed_statistics_equal_numpy_over_all_files(tmp_path: Path):
     paths = [tmp_path / "a.hdf5", tmp_path / "b.hdf5"]
-    fields = [write_cfd(p, n=3, spatial=(8,), seed=k, eta=0.1 * (k + 1)) for k, p in enumerate(paths)]
+    fields = [
+        write_cfd(p, n=3, spatial=(8,), seed=k, eta=0.1 * (k + 1)) for k, p in enumerate(paths)
+    ]
     report = inspect_files(paths, stride_x=2)
     assert report.layout == "pdebench-cfd" and report.shape == (6, 4, 4, 3)
     for name in ("density", "pressure", "Vx"):

@@ -1,0 +1,1 @@
+"""Numerical solvers that write benchmark files in PDEBench's single-file layout."""
