@@ -15,7 +15,7 @@ from surrogates.errors import SurrogatesError
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from surrogates.data.generate.recipe import run_recipe
+    from surrogates.data.generate.generator import run_recipe
 
     written = run_recipe(args.recipe, samples=args.samples, out=args.out, force=args.force)
     for path in written:
