@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/surrogates generate datasets/burgers1d.yaml --samples 32
-	$(BIN)/surrogates inspect datasets/data/1D_Burgers_Sols_Nu0.01.hdf5
+	$(BIN)/surrogates train experiments/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""Command-line entry point: `surrogates generate|inspect`.
+"""Command-line entry point: `surrogates generate|inspect|train|evaluate|benchmark|models`.
 
 A thin layer over the library: each command parses its arguments, calls one library function
 and prints. Bad input (`SurrogatesError`) becomes one line on stderr and exit code 2.
@@ -33,6 +33,48 @@ def _inspect(args: argparse.Namespace) -> None:
         raise SurrogatesError(f"{report.non_finite_summary()} (see the table above)")
 
 
+def _train(args: argparse.Namespace) -> None:
+    from surrogates.errors import ConfigError
+
+    if (args.experiment is None) == (args.resume is None):
+        raise ConfigError("give an experiment file or --resume RUN_DIR (one of the two)")
+    if args.resume is not None:
+        if args.override:
+            raise ConfigError("-o overrides do not apply to --resume (the run keeps its config)")
+        from surrogates.training.engine import resume
+
+        folder = resume(args.resume, progress=not args.quiet)
+    else:
+        from surrogates.config import load_experiment
+        from surrogates.training.engine import train
+
+        experiment = load_experiment(args.experiment, args.override)
+        folder = train(experiment, progress=not args.quiet)
+    print(folder)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from surrogates.evaluation.report import evaluate_run
+
+    console = None if args.quiet else Console(stderr=True)
+    print(evaluate_run(args.run_dir, data=args.data, stride_x=args.stride_x, console=console))
+
+
+def _benchmark(args: argparse.Namespace) -> None:
+    from surrogates.evaluation.suites import run_suite
+
+    print(run_suite(args.suite, overrides=args.override, progress=not args.quiet))
+
+
+def _models(args: argparse.Namespace) -> None:
+    from surrogates.models import available, summary
+
+    for name in available():
+        print(f"{name:14s} {summary(name)}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="surrogates", description="Neural PDE surrogates in JAX: data, models, training."
@@ -59,6 +101,51 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--stride-t", type=int, default=1, help="keep every k-th frame")
     inspect.add_argument("--stride-x", type=int, default=1, help="keep every k-th grid point")
     inspect.set_defaults(run=_inspect)
+
+    train = commands.add_parser(
+        "train", help="train and evaluate an experiment (experiments/*.yaml) in a new run folder"
+    )
+    train.add_argument("experiment", type=Path, nargs="?", help="experiment YAML")
+    train.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. -o train.epochs=5 (repeatable)",
+    )
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar or tables")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="re-evaluate a run's best checkpoint, also on other files or grids"
+    )
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument("--data", type=Path, nargs="+", help="files to evaluate on instead")
+    evaluate.add_argument("--stride-x", type=int, help="spatial stride (default: the run's)")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="no tables")
+    evaluate.set_defaults(run=_evaluate)
+
+    benchmark = commands.add_parser(
+        "benchmark", help="train and evaluate every experiment of a suite, compare them"
+    )
+    benchmark.add_argument(
+        "suite", type=Path, help="suite YAML, e.g. experiments/suites/smoke.yaml"
+    )
+    benchmark.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of every experiment (repeatable)",
+    )
+    benchmark.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    benchmark.set_defaults(run=_benchmark)
+
+    models = commands.add_parser("models", help="list the registered models")
+    models.set_defaults(run=_models)
     return parser
 
 

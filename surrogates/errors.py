@@ -14,3 +14,24 @@ class DatasetError(SurrogatesError):
 
 class RecipeError(SurrogatesError):
     """A dataset recipe is missing, not YAML, or has an unknown key or a bad value."""
+
+
+class ConfigError(SurrogatesError):
+    """An experiment config is missing, not YAML, or has an unknown key or a bad value."""
+
+
+class TrainingError(SurrogatesError):
+    """A run cannot go on: a diverging loss, data too short for the windows asked for, or a
+    run folder that cannot be resumed.
+    """
+
+
+class ResultsError(SurrogatesError):
+    """A results file is missing, unreadable or not laid out as `metrics_dataset` writes it."""
+
+
+class ModelError(SurrogatesError):
+    """A model name, constructor argument or option value is unknown or invalid.
+
+    The message names the model and, for a misspelling, suggests the closest known name.
+    """

@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from surrogates.atomic import atomic_path
 from surrogates.data.generate import pdes
 from surrogates.data.generate.initial_conditions import normalise_unit_range, sample_sum_of_sines
 from surrogates.data.generate.recipe import Recipe, load_recipe
@@ -97,28 +98,23 @@ def write_file(
     grid, frames, n = grid_of(recipe), recipe.time.frames, recipe.samples
     chunk = min(recipe.chunk, n)
     interval = recipe.time.t_end / (frames - 1)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        with h5py.File(temporary, "w") as f:
-            tensor = f.create_dataset(
-                "tensor", (n, frames, grid.cells), np.float32, chunks=(1, frames, grid.cells)
-            )
-            f["x-coordinate"] = grid.centres.astype(np.float32)
-            f["t-coordinate"] = (interval * np.arange(frames + 1)).astype(np.float32)
-            f.attrs.update(values)
-            f.attrs.update(boundary="periodic", pde=recipe.pde)
-            if recipe.pde == "burgers":
-                f.attrs["viscosity"] = values["Nu"] / np.pi
-            for start in range(0, n, chunk):
-                # Whole chunks always, so the solver compiles once per file shape.
-                block = solve(recipe, values, np.arange(start, start + chunk))[: n - start]
-                _check_finite(block, target, start, recipe, values)
-                tensor[start : start + len(block)] = block
-                advance(len(block))
-            f.attrs["generator"] = recipe.file_settings(values)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_path(target) as temporary, h5py.File(temporary, "w") as f:
+        tensor = f.create_dataset(
+            "tensor", (n, frames, grid.cells), np.float32, chunks=(1, frames, grid.cells)
+        )
+        f["x-coordinate"] = grid.centres.astype(np.float32)
+        f["t-coordinate"] = (interval * np.arange(frames + 1)).astype(np.float32)
+        f.attrs.update(values)
+        f.attrs.update(boundary="periodic", pde=recipe.pde)
+        if recipe.pde == "burgers":
+            f.attrs["viscosity"] = values["Nu"] / np.pi
+        for start in range(0, n, chunk):
+            # Whole chunks always, so the solver compiles once per file shape.
+            block = solve(recipe, values, np.arange(start, start + chunk))[: n - start]
+            _check_finite(block, target, start, recipe, values)
+            tensor[start : start + len(block)] = block
+            advance(len(block))
+        f.attrs["generator"] = recipe.file_settings(values)
 
 
 def _check_finite(
@@ -140,8 +136,11 @@ def run_recipe(
     out: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    only: list[str] | None = None,
 ) -> list[Path]:
     """Generate every file of the recipe at `path`; returns the files, generated or kept.
+
+    only: file names to restrict the sweep to (names the recipe does not produce are an error).
 
     Raises:
         RecipeError: a bad recipe, an existing file with other settings (without `force`),
@@ -155,6 +154,14 @@ def run_recipe(
     folder = output_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     plan = [(folder / recipe.file_name.format(**values), values) for values in recipe.sweep()]
+    if only is not None:
+        produced = {target.name for target, _ in plan}
+        unknown = sorted(set(only) - produced)
+        if unknown:
+            raise RecipeError(
+                f"{path}: makes no file named {unknown[0]} (it makes {', '.join(sorted(produced))})"
+            )
+        plan = [(target, values) for target, values in plan if target.name in only]
     todo = []
     for target, values in plan:
         if target.exists():

@@ -1,0 +1,55 @@
+"""Benchmark: training samples per second of the compiled step, and the share of step time
+spent waiting for data.
+
+Builds the engine's session for an experiment (default: the quickstart), compiles the step,
+then times `--epochs` epochs of steps: the wall time, and the time spent getting each batch
+(`next()` on the batch iterator), whose share should stay under 5%.
+
+    .venv/bin/python experiments/perf/train_step.py [EXPERIMENT] [--epochs 2] [-o key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+
+from surrogates.config import load_experiment
+from surrogates.training.engine import Session
+
+QUICKSTART = Path(__file__).parents[1] / "quickstart.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", nargs="?", default=str(QUICKSTART))
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs after a warm-up one")
+    parser.add_argument("-o", "--override", action="append", default=[])
+    args = parser.parse_args()
+    experiment = load_experiment(args.experiment, args.override)
+    with tempfile.TemporaryDirectory() as folder:
+        session = Session(experiment, Path(folder))
+        start = time.perf_counter()
+        session.run_epoch(0)
+        print(f"warm-up epoch (compiles the step): {time.perf_counter() - start:.1f} s")
+        start, waited = time.perf_counter(), 0.0
+        for epoch in range(1, 1 + args.epochs):
+            waited += session.run_epoch(epoch)[1]
+        seconds = time.perf_counter() - start
+        session.checkpoints.close()
+    steps = args.epochs * session.sampler.steps_per_epoch
+    batch = experiment.train.batch_size
+    print(
+        f"{experiment.name}: {steps} steps of batch {batch}, rollout "
+        f"{experiment.train.rollout_steps}, {jax.device_count()} device(s), "
+        f"training data on device: {session.batches.on_device}"
+    )
+    print(f"step time {1e3 * seconds / steps:.1f} ms, {batch * steps / seconds:.1f} samples/s")
+    print(f"waiting for data: {100 * waited / seconds:.2f}% of step time (goal: under 5%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Evaluate a trained run and write what a person reads: `eval.nc`, `summary.md`, `figures/`.
+
+After training, the best checkpoint is evaluated on the test split inside the run folder.
+`evaluate_run(folder, data=..., stride_x=...)` re-evaluates a finished run, also on other
+files or at another resolution (the operator models run at any grid size), into a new
+`evaluations/<timestamp>/` folder of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from surrogates.atomic import write_text
+from surrogates.config import Experiment, load_experiment
+from surrogates.errors import TrainingError
+from surrogates.evaluation.plots import plot_error_vs_step, plot_snapshots
+from surrogates.evaluation.results import metrics_dataset, summary_rows, write_results
+from surrogates.evaluation.rollouts import PERSISTENCE, score_rollouts
+from surrogates.evaluation.tables import markdown_table, rich_table
+from surrogates.runs import new_folder
+from surrogates.training import sharding
+from surrogates.training.checkpoints import Checkpoints
+from surrogates.training.engine import (
+    Model,
+    Session,
+    build_stepper,
+    predict_trajectories,
+)
+from surrogates.training.inputs import ExperimentData, load_data, read_split
+from surrogates.training.optimizers import make_optimizer
+from surrogates.training.steps import make_predict
+
+
+def evaluate_session(session: Session, *, console: Console | None = None) -> list[dict]:
+    """Evaluate a finished training session's best checkpoint into its run folder."""
+    if session.model.trainable:
+        session.state, _ = session.checkpoints.restore(session.state, best=True)
+    experiment, data = session.experiment, session.data
+    indices = data.splits.test if experiment.eval.split == "test" else data.splits.val
+    return write_evaluation(
+        session.model,
+        session.mesh,
+        experiment,
+        data,
+        indices,
+        session.folder,
+        console=console,
+        source=f"{experiment.eval.split} split",
+    )
+
+
+def evaluate_run(
+    folder: Path,
+    *,
+    data: list[Path] | None = None,
+    stride_x: int | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Re-evaluate the run in `folder` (best checkpoint) into `folder/evaluations/<stamp>/`.
+
+    data: other files to evaluate on (all their trajectories); default the run's own test
+    split. stride_x: another spatial stride than the run's, e.g. 1 to evaluate at a finer
+    grid than a model trained with stride 2.
+    """
+    config = folder / "config.yaml"
+    if not config.exists():
+        raise TrainingError(f"{folder}: not a run folder (no config.yaml)")
+    experiment = load_experiment(config)
+    spec = experiment.data
+    if data is not None:
+        spec = spec.model_copy(
+            update={"split": spec.split.model_copy(update={"val": 0.0, "test": 0.0})}
+        )
+    loaded = load_data(spec, paths=data, stride_x=stride_x)
+    if data is not None:
+        indices = np.arange(len(loaded.dataset))
+        source = ", ".join(map(str, data))
+    else:
+        indices = loaded.splits.test if experiment.eval.split == "test" else loaded.splits.val
+        source = f"{experiment.eval.split} split"
+    mesh = sharding.data_mesh()
+    model = restore_model(experiment, loaded, folder, mesh)
+    out = new_folder(folder / "evaluations")
+    stride = spec.stride_x if stride_x is None else stride_x
+    write_evaluation(
+        model,
+        mesh,
+        experiment,
+        loaded,
+        indices,
+        out,
+        console=console,
+        source=f"{source}, stride_x {stride}",
+    )
+    return out
+
+
+def restore_model(experiment: Experiment, data: ExperimentData, folder: Path, mesh) -> Model:
+    """The run's best checkpoint (else its latest) in a model sized for `data`."""
+    model = Model.of(build_stepper(experiment, data), mesh)
+    if not model.trainable:
+        return model
+    tx = make_optimizer(experiment.train.optimizer.name, lambda step: 0.0)
+    checkpoints = Checkpoints(folder / "checkpoints")
+    try:
+        state = (model.params, model.rest, tx.init(model.params))
+        best = checkpoints.restore(state, best=True)[0] if _has_best(folder) else None
+        restored = best or checkpoints.restore(state)[0]
+    except FileNotFoundError:
+        raise TrainingError(f"{folder}: no checkpoint to evaluate") from None
+    finally:
+        checkpoints.close()
+    model.params, model.rest = restored[0], restored[1]
+    return model
+
+
+def _has_best(folder: Path) -> bool:
+    best = folder / "checkpoints" / "best"
+    return best.exists() and any(p.name.isdigit() for p in best.iterdir())
+
+
+def write_evaluation(
+    model: Model,
+    mesh,
+    experiment: Experiment,
+    data: ExperimentData,
+    indices: np.ndarray,
+    out: Path,
+    *,
+    console: Console | None,
+    source: str,
+) -> list[dict]:
+    """Roll out trajectories `indices`, score them against persistence, write the results."""
+    history = experiment.data.history
+    steps = experiment.eval.rollout_steps or data.frames - history
+    if history + steps > data.frames:
+        raise TrainingError(
+            f"eval.rollout_steps: {steps} steps after {history} history frames need "
+            f"{history + steps} frames, the data has {data.frames}"
+        )
+    fields = read_split(data, indices)
+    prediction = predict_trajectories(
+        model, make_predict(model.graphdef), mesh, experiment, data, indices, fields, steps
+    )
+    label = experiment.model.name
+    scores = score_rollouts(
+        prediction,
+        fields,
+        history=history,
+        metrics=list(experiment.eval.metrics),
+        label=label,
+        baseline=label != PERSISTENCE,  # the baseline run is its own baseline
+    )
+    times = data.dataset.coords["t"][history : history + steps]
+    results = metrics_dataset(
+        scores.metrics,
+        channels=data.channels,
+        times=times,
+        attrs={
+            "experiment": experiment.name,
+            "model": label,
+            "data": source,
+            "trajectories": len(indices),
+            "history": history,
+        },
+    )
+    write_results(results, out / "eval.nc")
+    rows = summary_rows(results)
+    _write_summary(out / "summary.md", experiment, source, len(indices), steps, rows)
+    figures = out / "figures"
+    if "nrmse" in results:
+        plot_error_vs_step(results, figures / "error_vs_step.png")
+    coords = {
+        axis: data.dataset.coords[axis] for axis in ("x", "y", "z") if axis in data.dataset.coords
+    }
+    coords["t"] = times
+    for k in range(min(experiment.eval.snapshots, len(indices))):
+        truth = fields[k, history : history + steps]
+        plot_snapshots(
+            prediction[k],
+            truth,
+            figures / f"snapshot_{k}.png",
+            channel_names=data.channels,
+            coords=coords,
+        )
+    if console is not None:
+        console.print(rich_table(rows, f"{experiment.name}: rollout of {steps} steps, {source}"))
+        console.print(f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {figures}")
+    return rows
+
+
+def _write_summary(
+    path: Path, experiment: Experiment, source: str, trajectories: int, steps: int, rows
+) -> None:
+    text = (
+        f"# {experiment.name}\n\n"
+        f"Model `{experiment.model.name}`, autoregressive rollout of {steps} steps from "
+        f"{experiment.data.history} frames, on {trajectories} trajectories ({source}). "
+        "Metrics are averaged over samples, steps and channels; `nrmse_last` is the last "
+        "step's nRMSE.\n\n"
+        f"{markdown_table(rows)}\n"
+    )
+    write_text(path, text)

@@ -1,0 +1,76 @@
+"""Autoregressive rollouts on whole trajectories, scored with the benchmark metrics.
+
+Each trajectory is rolled out from its first `history` frames for `steps` frames and compared
+with the truth; the persistence baseline (the last context frame repeated) is scored on the
+same frames. Metrics are computed once over all trajectories, so every sample counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from surrogates.evaluation.metrics import compute_metrics
+
+PERSISTENCE = "persistence"
+
+
+@dataclass
+class RolloutScores:
+    """Metrics per model label, each `{metric: (S, C)}`, and the first trajectory's rollout
+    (prediction and truth, (S, *X, C)) for figures.
+    """
+
+    metrics: dict[str, dict[str, np.ndarray]]
+    prediction: np.ndarray
+    truth: np.ndarray
+
+
+def predict_all(
+    predict: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    fields: np.ndarray,
+    params: np.ndarray | None,
+    *,
+    history: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Rollouts of every trajectory: fields (N, T, *X, C) -> (N, T - history, *X, C).
+
+    `predict(context, params)` maps (B, H, *X, C) to (B, T - H, *X, C). Batches are padded to
+    `batch_size` so the rollout compiles once.
+    """
+    outputs = []
+    for first in range(0, len(fields), batch_size):
+        rows = np.arange(first, first + batch_size) % len(fields)
+        context = fields[rows, :history]
+        batch_params = None if params is None else params[rows]
+        outputs.append(np.asarray(predict(context, batch_params))[: len(fields) - first])
+    return np.concatenate(outputs)
+
+
+def score_rollouts(
+    prediction: np.ndarray,
+    fields: np.ndarray,
+    *,
+    history: int,
+    metrics: list[str],
+    label: str,
+    baseline: bool = True,
+) -> RolloutScores:
+    """Metrics of `prediction` (N, S, *X, C) against frames `history..history+S-1` of `fields`
+    (N, T, *X, C), and of persistence if `baseline`.
+    """
+    steps = prediction.shape[1]
+    truth = fields[:, history : history + steps]
+    scores = {label: _metrics(prediction, truth, metrics)}
+    if baseline:
+        repeated = np.repeat(fields[:, history - 1 : history], steps, axis=1)
+        scores[PERSISTENCE] = _metrics(repeated, truth, metrics)
+    return RolloutScores(scores, prediction[0], truth[0])
+
+
+def _metrics(prediction: np.ndarray, truth: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    values = compute_metrics(prediction, truth, names)
+    return {name: np.asarray(value, np.float64) for name, value in values.items()}

@@ -1,0 +1,129 @@
+"""Experiment configs: defaults, overrides, and one-line errors naming the key path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from surrogates.cli import main
+from surrogates.config import apply_overrides, load_experiment, resolved_yaml
+from surrogates.errors import ConfigError
+
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+
+BASE = """\
+data:
+  files: [some.hdf5]
+  history: 4
+model:
+  name: fno
+  n_modes: [8]
+  hidden_channels: 16
+train:
+  epochs: 3
+  curriculum: {name: cape_sigmoid}
+"""
+
+
+def write(tmp_path: Path, text: str = BASE) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_overrides_and_resolved_config(tmp_path: Path):
+    path = write(tmp_path)
+    experiment = load_experiment(
+        path,
+        [
+            "train.epochs=7",
+            "model.hidden_channels=32",
+            "train.optimizer.lr=3e-4",
+            "eval.metrics=[nrmse]",
+        ],
+    )
+    assert experiment.name == "exp"
+    assert experiment.train.epochs == 7 and experiment.train.optimizer.lr == 3e-4
+    assert experiment.model.arguments() == {"n_modes": [8], "hidden_channels": 32}
+    assert experiment.eval.metrics == ["nrmse"]
+    assert experiment.data.split.method == "random" and experiment.train.batch_size == 32
+    # The resolved YAML reloads to the same experiment.
+    again = tmp_path / "again.yaml"
+    again.write_text(resolved_yaml(experiment))
+    assert load_experiment(again) == experiment
+
+
+def test_overrides_create_sections_and_reject_bad_syntax():
+    assert apply_overrides({"a": {"b": 1}}, ["a.c.d=[1, 2]", "e=x"]) == {
+        "a": {"b": 1, "c": {"d": [1, 2]}},
+        "e": "x",
+    }
+    with pytest.raises(ConfigError, match=r"expected key\.path=value"):
+        apply_overrides({}, ["train.epochs"])
+    with pytest.raises(ConfigError, match="a is not a section"):
+        apply_overrides({"a": 3}, ["a.b=1"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["train.epocs=5"], r"train\.epocs: unknown key \(did you mean 'epochs'\?\)"),
+        (["trian.epochs=5"], r"trian: unknown key \(did you mean 'train'\?\)"),
+        (["train.epochs=many"], r"train\.epochs: Input should be a valid integer.*found 'many'"),
+        (["train.epochs=0"], r"train\.epochs: Input should be greater than or equal to 1"),
+        (["train.loss=l1"], r"train\.loss: Input should be 'mse' or 'rel_l2'"),
+        (["train.curriculum.name=linear"], r"train\.curriculum: linear needs end_epoch"),
+        (["eval.metrics=[nrsme]"], r"eval\.metrics\.0: Input should be 'rmse'"),
+        (["data.split.val=0.5", "data.split.test=0.5"], r"data\.split: val \+ test must leave"),
+        (
+            ["model.n_mode=[8]"],
+            r"model\.n_mode: unknown argument of fno \(did you mean 'n_modes'\?\)",
+        ),
+        (["model.in_channels=3"], r"model\.in_channels: set by the engine from the data"),
+        (
+            ["model.hidden_channels=wide"],
+            r"model\.hidden_channels: Input should be a valid integer",
+        ),
+        (["model.name=fn0"], r"model\.name: unknown model 'fn0' \(did you mean 'fno'\?\)"),
+        (
+            ["train.curriculum.warmup_epochs=3"],
+            r"train\.curriculum\.warmup_epochs must be below train\.epochs",
+        ),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, overrides, message):
+    with pytest.raises(ConfigError, match=rf"exp\.yaml: {message}"):
+        load_experiment(write(tmp_path), overrides)
+
+
+def test_file_errors(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"missing\.yaml: file not found"):
+        load_experiment(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"data: Field required"):
+        load_experiment(write(tmp_path, "model: {name: fno}\n"))
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path: Path, capsys):
+    assert main(["train", str(write(tmp_path)), "-o", "train.bach_size=4"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "train.bach_size: unknown key (did you mean 'batch_size'?)" in err
+    )
+    assert main(["train"]) == 2
+    assert "give an experiment file or --resume RUN_DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_experiments_validate(path: Path):
+    if path.parent.name == "suites":
+        from surrogates.evaluation.suites import load_suite
+
+        suite = load_suite(path)
+        for entry in suite.entries():
+            load_experiment(Path(entry.path), [*suite.overrides, *entry.overrides])
+    else:
+        experiment = load_experiment(path)
+        assert yaml.safe_load(resolved_yaml(experiment))["name"] == path.stem

@@ -1,0 +1,219 @@
+"""The training engine end to end on a tiny generated Burgers set: run folders, compiled step,
+curricula, lazy data, divergence, resuming after a kill, evaluation and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surrogates.cli import main
+from surrogates.config import load_experiment
+from surrogates.errors import TrainingError
+from surrogates.evaluation.report import evaluate_run
+from surrogates.evaluation.results import read_results
+from surrogates.runs import read_jsonl
+from surrogates.training.engine import Session, _fit, train
+
+
+def test_a_run_writes_every_output(make_experiment):
+    experiment = load_experiment(make_experiment())
+    folder = train(experiment, progress=False)
+    assert folder.parent == Path(experiment.run.root) / "tiny"
+    assert load_experiment(folder / "config.yaml") == experiment
+    log = read_jsonl(folder / "metrics.jsonl")
+    assert [r["epoch"] for r in log] == [1, 2, 3]
+    assert [r["n_ar"] for r in log] == [0, 2, 3]  # linear curriculum, 3 rollout steps
+    assert all(np.isfinite(r["train_loss"]) and r["val_nrmse"] > 0 for r in log)
+    assert (folder / "checkpoints" / "latest" / "3").is_dir()
+    results = read_results(folder / "eval.nc")
+    assert list(results["model"].values) == ["fno", "persistence"]
+    assert results["nrmse"].shape == (2, 6, 1) and list(results["channel"].values) == ["u"]
+    np.testing.assert_allclose(results["time"], np.linspace(0.15, 0.4, 6), atol=1e-6)
+    summary = (folder / "summary.md").read_text()
+    assert "| fno " in summary and "| persistence " in summary
+    assert (folder / "figures" / "error_vs_step.png").stat().st_size > 1000
+    assert (folder / "figures" / "snapshot_0.png").stat().st_size > 1000
+    assert train(experiment, progress=False) != folder  # a second run never reuses a folder
+
+
+def test_persistence_scores_equal_a_direct_computation(make_experiment, burgers_file):
+    from surrogates.data import open_dataset
+    from surrogates.data.windows import split_trajectories
+    from surrogates.evaluation.metrics import nrmse
+
+    experiment = load_experiment(make_experiment())
+    folder = train(experiment, progress=False)
+    results = read_results(folder / "eval.nc")
+    ds = open_dataset(burgers_file)
+    test = split_trajectories(ds, method="random", val=0.2, test=0.2, seed=0).test
+    fields = np.asarray(ds.fields[test])
+    truth = fields[:, 3:9]
+    expected = nrmse(np.repeat(fields[:, 2:3], 6, axis=1), truth)
+    np.testing.assert_allclose(results["nrmse"].sel(model="persistence"), expected, rtol=1e-5)
+
+
+def test_the_step_compiles_once_while_the_curriculum_changes(make_experiment, tmp_path):
+    experiment = load_experiment(make_experiment(), ["train.epochs=4"])
+    session = Session(experiment, tmp_path / "run")
+    _fit(session, progress=False)
+    assert [session.curriculum(e) for e in range(4)] == [0, 2, 3, 3]
+    assert session.step._cache_size() == 1
+
+
+def test_lazy_reads_train_exactly_like_device_data(make_experiment, tmp_path):
+    losses = {}
+    for memory_gb in (4.0, 1e-9):
+        experiment = load_experiment(make_experiment(), [f"data.memory_gb={memory_gb}"])
+        session = Session(experiment, tmp_path / f"run{memory_gb}")
+        assert session.batches.on_device == (memory_gb == 4.0)
+        losses[memory_gb] = [session.run_epoch(e)[0] for e in range(2)]
+        session.checkpoints.close()
+    np.testing.assert_allclose(losses[4.0], losses[1e-9], rtol=1e-6)
+
+
+def test_a_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_checkpoint(
+    make_experiment, tmp_path
+):
+    experiment = load_experiment(make_experiment(), ["train.epochs=4"])
+    session = Session(experiment, tmp_path / "run")
+    step, calls = session.step, []
+
+    def poisoned(params, opt_state, *rest):
+        calls.append(1)
+        params, opt_state, loss = step(params, opt_state, *rest)
+        return params, opt_state, loss * np.nan if len(calls) == 5 else loss
+
+    session.step = poisoned
+    per_epoch = session.sampler.steps_per_epoch
+    assert per_epoch < 5 <= 2 * per_epoch  # the fifth step is in epoch 2
+    with pytest.raises(TrainingError, match=rf"loss is nan at epoch 2, step {5 - per_epoch};"):
+        _fit(session, progress=False)
+    session.checkpoints.close()
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1]
+    (tmp_path / "run" / "config.yaml").write_text((make_experiment()).read_text())
+    out = evaluate_run(tmp_path / "run")
+    assert np.all(np.isfinite(read_results(out / "eval.nc")["nrmse"].values))
+
+
+def test_resuming_after_a_kill_matches_an_uninterrupted_run(make_experiment):
+    path = make_experiment(
+        "resume",
+        train=(
+            "train:\n  epochs: 12\n  batch_size: 4\n  rollout_steps: 3\n"
+            "  optimizer: {lr: 0.003}\n  schedule: {name: cosine}\n"
+            "  curriculum: {name: cape_sigmoid}\n"
+        ),
+    )
+    experiment = load_experiment(path)
+    reference = train(experiment, progress=False)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "surrogates", "train", str(path), "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    runs = Path(experiment.run.root) / "resume"
+    deadline = time.monotonic() + 120
+    killed = None
+    while time.monotonic() < deadline and process.poll() is None:
+        done = [
+            p
+            for p in runs.glob("*/checkpoints/latest/2/commit_success.txt")
+            if reference not in p.parents
+        ]
+        if done:
+            process.send_signal(signal.SIGKILL)
+            killed = done[0].parents[3]
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert killed is not None, process.stderr.read().decode()
+    epochs_before = len(read_jsonl(killed / "metrics.jsonl"))
+    assert epochs_before < 12 and not (killed / "eval.nc").exists()
+    assert main(["train", "--resume", str(killed), "-q"]) == 0
+    resumed, uninterrupted = (
+        read_jsonl(killed / "metrics.jsonl"),
+        read_jsonl(reference / "metrics.jsonl"),
+    )
+    assert [r["epoch"] for r in resumed] == list(range(1, 13))
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["val_nrmse"] == pytest.approx(b["val_nrmse"], rel=1e-5)
+    np.testing.assert_allclose(
+        read_results(killed / "eval.nc")["nrmse"],
+        read_results(reference / "eval.nc")["nrmse"],
+        rtol=1e-5,
+    )
+
+
+def test_resume_errors(tmp_path):
+    assert main(["train", "--resume", str(tmp_path), "-q"]) == 2
+    with pytest.raises(TrainingError, match="not a run folder"):
+        evaluate_run(tmp_path)
+
+
+def test_window_longer_than_the_data_is_a_clear_error(make_experiment, tmp_path):
+    experiment = load_experiment(make_experiment(), ["train.rollout_steps=9"])
+    with pytest.raises(TrainingError, match="frames, but the trajectories have 11"):
+        train(experiment, progress=False)
+    assert not list(Path(experiment.run.root).glob("tiny/*"))  # no empty run folder left
+    with pytest.raises(
+        TrainingError,
+        match=r"history \+ train.rollout_steps = 12 frames, but the trajectories have 11",
+    ):
+        Session(experiment, tmp_path / "run")
+
+
+def test_evaluate_at_another_resolution_and_on_other_files(make_experiment, burgers_file, capsys):
+    experiment = load_experiment(make_experiment(), ["data.stride_x=2"])
+    folder = train(experiment, progress=False)
+    trained = read_results(folder / "eval.nc")
+    assert main(["evaluate", str(folder), "--stride-x", "1", "-q"]) == 0
+    fine = Path(capsys.readouterr().out.strip())
+    assert fine.parent == folder / "evaluations"
+    transferred = read_results(fine / "eval.nc")
+    assert transferred.attrs["data"].endswith("stride_x 1")
+    # Same trajectories at twice the resolution: the weights transfer and stay sane.
+    assert np.all(np.isfinite(transferred["nrmse"].values))
+    assert (
+        float(transferred["nrmse"].sel(model="fno").mean())
+        < 3 * float(trained["nrmse"].sel(model="fno").mean()) + 0.1
+    )
+    assert main(["evaluate", str(folder), "--data", str(burgers_file), "-q"]) == 0
+    other = read_results(Path(capsys.readouterr().out.strip()) / "eval.nc")
+    assert other.attrs["trajectories"] == 24
+
+
+def test_models_and_benchmark_commands(make_experiment, tmp_path, capsys):
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert "fno" in listed and "persistence" in listed
+    first, second = (
+        make_experiment("first"),
+        make_experiment("second", model="model:\n  name: persistence\n"),
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"name: pair\nroot: {tmp_path / 'runs'}\noverrides: [train.epochs=1]\n"
+        f"experiments:\n  - {first}\n  - path: {second}\n    overrides: [eval.rollout_steps=4]\n"
+    )
+    assert main(["benchmark", str(suite), "-q"]) == 0
+    out = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    table = (out / "comparison.md").read_text()
+    assert "| first " in table and "| second " in table
+    rows = (out / "comparison.csv").read_text().splitlines()
+    # first: fno and its persistence baseline; second: the persistence model alone.
+    assert [row.split(",")[:2] for row in rows[1:]] == [
+        ["first", "fno"],
+        ["first", "persistence"],
+        ["second", "persistence"],
+    ]

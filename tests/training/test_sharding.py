@@ -1,0 +1,62 @@
+"""A step sharded over 4 (forced host) devices gives the loss and parameters of one device.
+
+The device count is fixed when JAX starts, so the comparison runs in a fresh interpreter with
+`XLA_FLAGS=--xla_force_host_platform_device_count=4`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import experiment_yaml
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    from surrogates.config import load_experiment
+    from surrogates.training.engine import Session
+
+    assert jax.device_count() == 4, jax.devices()
+    experiment = load_experiment(sys.argv[1])
+    results = {}
+    for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):
+        session = Session(experiment, Path(sys.argv[2]) / name, Mesh(np.array(devices), ("data",)))
+        losses = [session.run_epoch(epoch)[0] for epoch in range(2)]
+        shardings = {leaf.sharding.num_devices for leaf in jax.tree.leaves(session.model.params)}
+        assert shardings == {len(devices)}, shardings
+        results[name] = (losses, [np.asarray(p) for p in jax.tree.leaves(session.model.params)])
+        session.checkpoints.close()
+    np.testing.assert_allclose(results["four"][0], results["one"][0], rtol=1e-5)
+    for a, b in zip(results["four"][1], results["one"][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    print("losses", results["four"][0], results["one"][0])
+    """
+)
+
+
+def test_sharded_step_equals_single_device_step(burgers_file, tmp_path):
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs"))
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(experiment), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "losses" in result.stdout
