@@ -187,7 +187,14 @@ def write_evaluation(
             coords=coords,
         )
     if console is not None:
-        console.print(rich_table(rows, f"{experiment.name}: rollout of {steps} steps, {source}"))
+        # One row per metric keeps the table readable in an 80-column terminal.
+        by_metric = [
+            {"metric": key, **{row["model"]: row[key] for row in rows}}
+            for key in rows[0]
+            if key != "model"
+        ]
+        title = f"{experiment.name}: rollout of {steps} steps, {source}"
+        console.print(rich_table(by_metric, title))
         console.print(f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {figures}")
     return rows
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layout_files import write_cfd
 
 from surrogates.cli import main
 from surrogates.config import load_experiment
@@ -217,3 +218,23 @@ def test_models_and_benchmark_commands(make_experiment, tmp_path, capsys):
         ["first", "persistence"],
         ["second", "persistence"],
     ]
+
+
+def test_two_dimensional_multichannel_data(tmp_path, make_experiment):
+    path = tmp_path / "cfd.hdf5"
+    write_cfd(path, n=10, t=6, spatial=(8, 8), eta=0.1)
+    experiment = load_experiment(
+        make_experiment(
+            "cfd",
+            data=f"data:\n  files: [{path}]\n  history: 2\n  split: {{val: 0.2, test: 0.2}}\n",
+            model="model:\n  name: fno\n  n_modes: [4, 4]\n  hidden_channels: 8\n  n_layers: 1\n",
+            eval="eval:\n  batch_size: 2\n",
+        ),
+        ["train.epochs=1", "train.batch_size=2", "train.rollout_steps=2"],
+    )
+    folder = train(experiment, progress=False)
+    results = read_results(folder / "eval.nc")
+    assert list(results["channel"].values) == ["density", "pressure", "Vx", "Vy"]
+    assert results["nrmse"].shape == (2, 4, 4)  # model x 4 rollout steps x 4 channels
+    assert np.all(np.isfinite(results["nrmse"].values))
+    assert (folder / "figures" / "snapshot_0.png").stat().st_size > 1000

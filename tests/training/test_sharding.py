@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import experiment_yaml
+from tiny_runs import experiment_yaml
 
 SCRIPT = textwrap.dedent(
     """

@@ -1,0 +1,157 @@
+"""The stepper and the compiled step against hand-unrolled NumPy computations."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from surrogates.models import Persistence
+from surrogates.training.stepper import Stepper, rollout
+from surrogates.training.steps import gather_windows, make_train_step, rollout_loss, step_loss
+
+
+class Scale(nnx.Module):
+    """Next frame = a * last frame: one parameter, easy to differentiate by hand."""
+
+    def __init__(self, channels: int, a: float = 0.9):
+        self.channels = channels
+        self.a = nnx.Param(jnp.asarray(a))
+
+    def __call__(self, x, *, params=None):
+        return self.a[...] * x[..., -self.channels :]
+
+
+class Channels(nnx.Module):
+    """Returns the input channels `indices` (to see how the history is stacked)."""
+
+    def __init__(self, *indices: int):
+        self.indices = indices
+
+    def __call__(self, x, *, params=None):
+        return x[..., list(self.indices)]
+
+
+def windows(batch=2, frames=6, space=5, channels=1, seed=0) -> np.ndarray:
+    return (
+        np.random.default_rng(seed).normal(size=(batch, frames, space, channels)).astype(np.float32)
+    )
+
+
+def unrolled(a: float, w: np.ndarray, history: int, n_ar: int) -> tuple[float, float]:
+    """CAPE's loop by hand for the Scale model: the mean MSE and, treating fed-back frames as
+    constants (pushforward), its derivative in a.
+    """
+    window, losses, grads = w[:, :history], [], []
+    for k in range(w.shape[1] - history):
+        target = w[:, history + k]
+        pred = a * window[:, -1]
+        losses.append(np.mean((pred - target) ** 2))
+        grads.append(np.mean(2 * (pred - target) * window[:, -1]))
+        frame = pred if k < n_ar else target
+        window = np.concatenate([window[:, 1:], frame[:, None]], axis=1)
+    return float(np.mean(losses)), float(np.mean(grads))
+
+
+@pytest.mark.parametrize("n_ar", [0, 1, 3, 4])
+def test_rollout_loss_feeds_back_the_first_n_ar_predictions(n_ar):
+    w = windows()
+    stepper = Stepper(Scale(1), history=2, channels=1)
+    loss = rollout_loss(
+        stepper, jnp.asarray(w), jnp.asarray(n_ar), loss="mse", pushforward=False, remat=False
+    )
+    assert float(loss) == pytest.approx(unrolled(0.9, w, 2, n_ar)[0], rel=1e-5)
+
+
+def loss_and_grad(w: np.ndarray, n_ar: int, **options):
+    graphdef, params, rest = nnx.split(Stepper(Scale(1), history=2, channels=1), nnx.Param, ...)
+
+    def loss(p):
+        stepper = nnx.merge(graphdef, p, rest)
+        return rollout_loss(stepper, jnp.asarray(w), jnp.asarray(n_ar), loss="mse", **options)
+
+    value, grads = jax.value_and_grad(loss)(params)
+    return float(value), float(grads["model"]["a"][...])
+
+
+def test_pushforward_stops_gradients_through_fed_back_frames():
+    w = windows(seed=1)
+    value, grad = loss_and_grad(w, 4, pushforward=True, remat=False)
+    expected_value, expected_grad = unrolled(0.9, w, 2, 4)
+    assert value == pytest.approx(expected_value, rel=1e-5)
+    assert grad == pytest.approx(expected_grad, rel=1e-4)
+    # Without pushforward the gradient also flows through the fed-back predictions: it is
+    # the derivative of the whole rollout loss (checked by central differences).
+    _, full = loss_and_grad(w, 4, pushforward=False, remat=False)
+    h = 1e-3
+    numeric = (unrolled(0.9 + h, w, 2, 4)[0] - unrolled(0.9 - h, w, 2, 4)[0]) / (2 * h)
+    assert full == pytest.approx(numeric, rel=1e-3)
+    assert abs(full - grad) > 1e-3
+
+
+def test_remat_changes_nothing_but_memory():
+    w = windows(seed=2)
+    assert loss_and_grad(w, 2, pushforward=False, remat=True) == pytest.approx(
+        loss_and_grad(w, 2, pushforward=False, remat=False), rel=1e-6
+    )
+
+
+def test_losses_match_their_formulas():
+    rng = np.random.default_rng(3)
+    pred, target = rng.normal(size=(2, 2, 4, 3, 2)).astype(np.float32)
+    stepper = Stepper(
+        Scale(2), history=1, channels=2, mean=np.array([1.0, -2.0]), std=np.array([2.0, 0.5])
+    )
+    scaled = ((pred - [1.0, -2.0]) / [2.0, 0.5]) - ((target - [1.0, -2.0]) / [2.0, 0.5])
+    assert float(step_loss("mse", stepper, pred, target)) == pytest.approx(
+        np.mean(scaled**2), rel=1e-5
+    )
+    error = np.sqrt(((pred - target) ** 2).sum(axis=(1, 2)))
+    norm = np.sqrt((target**2).sum(axis=(1, 2)))
+    assert float(step_loss("rel_l2", stepper, pred, target)) == pytest.approx(
+        np.mean(error / norm), rel=1e-5
+    )
+
+
+def test_stepper_stacks_history_time_major_and_normalises():
+    w = windows(batch=1, frames=3, channels=2)
+    mean, std = np.array([0.5, -1.0]), np.array([2.0, 3.0])
+    # Stacked channel h * C + c is frame h, field c: 3 is (frame 1, field 1), 0 is (0, 0).
+    stepper = Stepper(Channels(3, 0), history=2, channels=2, mean=mean, std=std)
+    out = np.asarray(stepper(jnp.asarray(w[:, :2])))
+    normalised = (w - mean) / std
+    np.testing.assert_allclose(out[..., 0], normalised[:, 1, :, 1] * std[0] + mean[0], rtol=1e-5)
+    np.testing.assert_allclose(out[..., 1], normalised[:, 0, :, 0] * std[1] + mean[1], rtol=1e-5)
+    last = Stepper(Persistence(4, 2), history=2, channels=2, mean=mean, std=std)(
+        jnp.asarray(w[:, :2])
+    )
+    np.testing.assert_allclose(last, w[:, 1], rtol=1e-5, atol=1e-6)
+    residual = Stepper(Scale(2, a=0.0), history=2, channels=2, residual=True)(jnp.asarray(w[:, :2]))
+    np.testing.assert_allclose(residual, w[:, 1], rtol=1e-6)
+
+
+def test_rollout_repeats_the_model():
+    w = windows(batch=2, frames=2)
+    frames = rollout(Stepper(Scale(1, a=0.5), history=2, channels=1), jnp.asarray(w), 3)
+    expected = np.stack([w[:, 1] * 0.5**k for k in (1, 2, 3)], axis=1)
+    np.testing.assert_allclose(frames, expected, rtol=1e-6)
+
+
+def test_gather_windows_and_donated_step():
+    fields = jnp.asarray(windows(batch=4, frames=8, seed=5))
+    rows, starts = jnp.array([3, 0, 3]), jnp.array([1, 4, 0])
+    got = gather_windows(fields, rows, starts, 4)
+    np.testing.assert_array_equal(got, np.stack([fields[3, 1:5], fields[0, 4:8], fields[3, 0:4]]))
+    graphdef, params, rest = nnx.split(Stepper(Scale(1), history=2, channels=1), nnx.Param, ...)
+    tx = optax.sgd(0.1)
+    step = make_train_step(graphdef, tx, window=4, loss="mse", pushforward=False, remat=False)
+    new_params, _, loss = step(
+        params, tx.init(params), rest, fields, None, rows, starts, jnp.asarray(1)
+    )
+    assert float(loss) == pytest.approx(unrolled(0.9, np.asarray(got), 2, 1)[0], rel=1e-5)
+    # The parameters were donated: the old buffers are gone, the new ones moved by SGD.
+    assert jax.tree.leaves(params)[0].is_deleted()
+    assert float(new_params["model"]["a"][...]) != pytest.approx(0.9)
