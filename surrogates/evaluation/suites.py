@@ -74,7 +74,12 @@ def run_suite(
     for experiment in experiments:
         console.print(f"[bold]{suite.name}[/bold]: {experiment.name}")
         folder = train(experiment, progress=progress)
-        results[experiment.name] = read_results(folder / "eval.nc")
+        # The same experiment may be listed twice with other overrides: keep both rows.
+        label, k = experiment.name, 1
+        while label in results:
+            k += 1
+            label = f"{experiment.name} ({k})"
+        results[label] = read_results(folder / "eval.nc")
     rows = comparison_rows(results)
     out = new_folder(Path(suite.root) / "suites" / suite.name)
     write_text(out / "comparison.md", f"# {suite.name}\n\n{markdown_table(rows)}\n")

@@ -238,3 +238,18 @@ def test_two_dimensional_multichannel_data(tmp_path, make_experiment):
     assert results["nrmse"].shape == (2, 4, 4)  # model x 4 rollout steps x 4 channels
     assert np.all(np.isfinite(results["nrmse"].values))
     assert (folder / "figures" / "snapshot_0.png").stat().st_size > 1000
+
+
+def test_normalisation_statistics_come_from_the_training_split_only(make_experiment, tmp_path):
+    from surrogates.data.windows import channel_statistics
+
+    experiment = load_experiment(make_experiment())
+    session = Session(experiment, tmp_path / "run")
+    fields = session.data.dataset.fields
+    mean, std = channel_statistics(fields[session.data.splits.train])
+    np.testing.assert_allclose(session.data.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(session.data.std, std, rtol=1e-6)
+    assert not np.allclose(channel_statistics(fields)[0], mean, rtol=1e-3)
+    # The stepper carries them (and so do its checkpoints).
+    np.testing.assert_allclose(session.model.rest["mean"][...], mean, rtol=1e-6)
+    session.checkpoints.close()
