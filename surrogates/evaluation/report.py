@@ -27,10 +27,10 @@ from surrogates.training.engine import (
     Model,
     Session,
     build_stepper,
+    make_optimizer_for,
     predict_trajectories,
 )
 from surrogates.training.inputs import ExperimentData, load_data, read_split
-from surrogates.training.optimizers import make_optimizer
 from surrogates.training.steps import make_predict
 
 
@@ -103,23 +103,18 @@ def restore_model(experiment: Experiment, data: ExperimentData, folder: Path, me
     model = Model.of(build_stepper(experiment, data), mesh)
     if not model.trainable:
         return model
-    tx = make_optimizer(experiment.train.optimizer.name, lambda step: 0.0)
+    # The optimizer state is part of a checkpoint, so its structure is needed to read one.
+    tx, _ = make_optimizer_for(experiment, steps_per_epoch=1)
     checkpoints = Checkpoints(folder / "checkpoints")
     try:
+        best = checkpoints.latest_epoch(best=True) is not None
+        if not best and checkpoints.latest_epoch() is None:
+            raise TrainingError(f"{folder}: no checkpoint to evaluate")
         state = (model.params, model.rest, tx.init(model.params))
-        best = checkpoints.restore(state, best=True)[0] if _has_best(folder) else None
-        restored = best or checkpoints.restore(state)[0]
-    except FileNotFoundError:
-        raise TrainingError(f"{folder}: no checkpoint to evaluate") from None
+        (model.params, model.rest, _), _ = checkpoints.restore(state, best=best)
     finally:
         checkpoints.close()
-    model.params, model.rest = restored[0], restored[1]
     return model
-
-
-def _has_best(folder: Path) -> bool:
-    best = folder / "checkpoints" / "best"
-    return best.exists() and any(p.name.isdigit() for p in best.iterdir())
 
 
 def write_evaluation(

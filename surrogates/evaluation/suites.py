@@ -84,5 +84,7 @@ def run_suite(
     out = new_folder(Path(suite.root) / "suites" / suite.name)
     write_text(out / "comparison.md", f"# {suite.name}\n\n{markdown_table(rows)}\n")
     write_csv(rows, out / "comparison.csv")
-    Console().print(rich_table(rows, f"suite {suite.name}"))
+    # The terminal shows the headline columns; the files hold every metric.
+    shown = [c for c in ("experiment", "model", "rmse", "nrmse", "nrmse_last") if c in rows[0]]
+    Console(stderr=True).print(rich_table(rows, f"suite {suite.name}", columns=shown))
     return out

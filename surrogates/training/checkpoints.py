@@ -45,8 +45,9 @@ class Checkpoints:
         if best:
             self._best.save(epoch, args=args, force=True)
 
-    def latest_epoch(self) -> int | None:
-        return self._latest.latest_step()
+    def latest_epoch(self, *, best: bool = False) -> int | None:
+        """The epoch of the latest (or the best) checkpoint, None if there is none."""
+        return (self._best if best else self._latest).latest_step()
 
     def restore(self, like: Any, *, best: bool = False) -> tuple[Any, dict[str, Any]]:
         """The saved state, in the structure and shardings of `like`, and its metadata."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 from jax.sharding import Mesh
 from rich.console import Console
@@ -94,6 +95,30 @@ def make_curriculum(experiment: Experiment) -> curricula.Curriculum:
     return curricula.staged(steps, spec.stages)
 
 
+def make_optimizer_for(
+    experiment: Experiment, steps_per_epoch: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The experiment's optimizer and learning-rate schedule (in optimizer steps)."""
+    train = experiment.train
+    schedule = learning_rate_schedule(
+        train.schedule.name,
+        train.optimizer.lr,
+        steps_per_epoch=steps_per_epoch,
+        epochs=train.epochs,
+        warmup_epochs=train.schedule.warmup_epochs,
+        step_epochs=train.schedule.step_epochs,
+        gamma=train.schedule.gamma,
+        final_fraction=train.schedule.final_fraction,
+    )
+    tx = make_optimizer(
+        train.optimizer.name,
+        schedule,
+        weight_decay=train.optimizer.weight_decay,
+        clip_norm=train.optimizer.clip_norm,
+    )
+    return tx, schedule
+
+
 @dataclass
 class Model:
     """A stepper split for compiled use: static graph, parameters, other variables."""
@@ -152,22 +177,7 @@ class Session:
             seed=train.seed,
         )
         self.model = Model.of(build_stepper(experiment, self.data, model), self.mesh)
-        self.schedule = learning_rate_schedule(
-            train.schedule.name,
-            train.optimizer.lr,
-            steps_per_epoch=self.sampler.steps_per_epoch,
-            epochs=train.epochs,
-            warmup_epochs=train.schedule.warmup_epochs,
-            step_epochs=train.schedule.step_epochs,
-            gamma=train.schedule.gamma,
-            final_fraction=train.schedule.final_fraction,
-        )
-        self.tx = make_optimizer(
-            train.optimizer.name,
-            self.schedule,
-            weight_decay=train.optimizer.weight_decay,
-            clip_norm=train.optimizer.clip_norm,
-        )
+        self.tx, self.schedule = make_optimizer_for(experiment, self.sampler.steps_per_epoch)
         # Placed like the parameters, so the step's first call sees the same input shardings
         # as every later one and compiles once.
         self.opt_state = sharding.put_tree(
@@ -188,6 +198,7 @@ class Session:
         self.checkpoints = Checkpoints(folder / "checkpoints")
         self.best = math.inf
         self.start_epoch = 0
+        self._val_fields: np.ndarray | None = None
 
     @property
     def state(self) -> tuple:
@@ -238,23 +249,27 @@ class Session:
             on_step(value)
 
     def rollout(
-        self, indices: np.ndarray, steps: int | None = None
+        self, indices: np.ndarray, steps: int | None = None, fields: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rollouts of trajectories `indices` from their first `history` frames with the
         current weights, and the true frames they predict: two (n, steps, *X, C) arrays.
+        `fields` are those trajectories if already read.
         """
-        fields = read_split(self.data, indices)
+        fields = read_split(self.data, indices) if fields is None else fields
         prediction = predict_trajectories(
             self.model, self.predict, self.mesh, self.experiment, self.data, indices, fields, steps
         )
         history = self.experiment.data.history
         return prediction, fields[:, history : history + prediction.shape[1]]
 
-    def validation_error(self, indices: np.ndarray) -> float:
-        """Mean rollout nRMSE over whole trajectories `indices`."""
+    def validation_error(self) -> float:
+        """Mean rollout nRMSE over the whole validation trajectories (read once per run)."""
         from surrogates.evaluation.metrics import nrmse
 
-        prediction, truth = self.rollout(indices)
+        indices = self.data.splits.val
+        if self._val_fields is None:
+            self._val_fields = read_split(self.data, indices)
+        prediction, truth = self.rollout(indices, fields=self._val_fields)
         return float(np.mean(nrmse(prediction, truth)))
 
 
@@ -355,14 +370,14 @@ def _epoch(session: Session, epoch: int, bar: Progress, task) -> None:
         bar.update(task, advance=1, loss=f"{loss:.3e}")
 
     train_loss, waited = session.run_epoch(epoch, on_step=shown)
-    val_indices = session.data.splits.val
-    val = session.validation_error(val_indices) if len(val_indices) else train_loss
+    has_val = len(session.data.splits.val) > 0
+    val = session.validation_error() if has_val else train_loss
     is_best = val < session.best
     session.best = min(session.best, val)
     record = {
         "epoch": epoch + 1,
         "train_loss": train_loss,
-        "val_nrmse": val if len(val_indices) else None,
+        "val_nrmse": val if has_val else None,
         "lr": lr,
         "n_ar": session.curriculum(epoch),
         "seconds": time.perf_counter() - started,

@@ -119,7 +119,8 @@ def load_data(spec: DataSpec, paths: list[Path] | None = None, stride_x: int | N
         seed=spec.split.seed,
     )
     if spec.normalize:
-        mean, std = channel_statistics(ds.fields[splits.train])
+        # A lazy view: the statistics stream one trajectory at a time.
+        mean, std = channel_statistics(ds[splits.train].fields)
     else:
         channels = len(ds.field_names)
         mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
