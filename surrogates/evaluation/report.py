@@ -151,7 +151,7 @@ def write_evaluation(
     )
     times = data.dataset.coords["t"][history : history + steps]
     results = metrics_dataset(
-        scores.metrics,
+        scores,
         channels=data.channels,
         times=times,
         attrs={

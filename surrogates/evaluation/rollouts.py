@@ -8,24 +8,12 @@ same frames. Metrics are computed once over all trajectories, so every sample co
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from surrogates.evaluation.metrics import compute_metrics
 
 PERSISTENCE = "persistence"
-
-
-@dataclass
-class RolloutScores:
-    """Metrics per model label, each `{metric: (S, C)}`, and the first trajectory's rollout
-    (prediction and truth, (S, *X, C)) for figures.
-    """
-
-    metrics: dict[str, dict[str, np.ndarray]]
-    prediction: np.ndarray
-    truth: np.ndarray
 
 
 def predict_all(
@@ -58,9 +46,9 @@ def score_rollouts(
     metrics: list[str],
     label: str,
     baseline: bool = True,
-) -> RolloutScores:
+) -> dict[str, dict[str, np.ndarray]]:
     """Metrics of `prediction` (N, S, *X, C) against frames `history..history+S-1` of `fields`
-    (N, T, *X, C), and of persistence if `baseline`.
+    (N, T, *X, C), and of persistence if `baseline`: `{label: {metric: (S, C)}}`.
     """
     steps = prediction.shape[1]
     truth = fields[:, history : history + steps]
@@ -68,7 +56,7 @@ def score_rollouts(
     if baseline:
         repeated = np.repeat(fields[:, history - 1 : history], steps, axis=1)
         scores[PERSISTENCE] = _metrics(repeated, truth, metrics)
-    return RolloutScores(scores, prediction[0], truth[0])
+    return scores
 
 
 def _metrics(prediction: np.ndarray, truth: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:

@@ -161,6 +161,12 @@ class Session:
         self.mesh = mesh
         sharding.check_divisible(experiment.train.batch_size, self.mesh, "train.batch_size")
         self.data = load_data(experiment.data)
+        split = experiment.eval.split
+        if len(getattr(self.data.splits, split)) == 0:
+            # Found out now rather than after training.
+            raise TrainingError(
+                f"eval.split: no {split} trajectories to evaluate (data.split.{split} is 0)"
+            )
         train = experiment.train
         self.window = experiment.data.history + train.rollout_steps
         if self.window > self.data.frames:

@@ -256,3 +256,9 @@ def test_normalisation_statistics_come_from_the_training_split_only(make_experim
     # The stepper carries them (and so do its checkpoints).
     np.testing.assert_allclose(session.model.rest["mean"][...], mean, rtol=1e-6)
     session.checkpoints.close()
+
+
+def test_an_empty_evaluation_split_is_a_clear_error(make_experiment):
+    experiment = load_experiment(make_experiment(), ["data.split.test=0.0", "train.epochs=1"])
+    with pytest.raises(TrainingError, match=r"eval\.split: no test trajectories to evaluate"):
+        train(experiment, progress=False)
