@@ -202,13 +202,35 @@ class TrajectoryDataset:
         file, row = self._rows[_checked_index(i, len(self))]
         return self.files[file], int(row)
 
-    def read_unchecked(self, i: int, static: bool = False) -> np.ndarray | None:
-        """Trajectory `i`'s fields `(T, *X, C)`, or static inputs `(*X, Cs)`, unchecked for NaN."""
+    def read_unchecked(
+        self, i: int, static: bool = False, frames: slice = slice(None)
+    ) -> np.ndarray | None:
+        """Trajectory `i`'s fields `(T, *X, C)` (only the strided frames `frames` selects), or
+        static inputs `(*X, Cs)`, unchecked for NaN.
+        """
         file, row = self._rows[_checked_index(i, len(self))]
         handle, info = self._handles[file], self._infos[file]
         if static:
             return self._layout.read_static(handle, info, int(row), self._stride_x)
-        return self._layout.read_fields(handle, info, int(row), self._stride_t, self._stride_x)
+        st = self._stride_t
+        time = slice(None, None, st)
+        if frames != slice(None):
+            # Strided frame k is file frame k * stride_t: read just the frames asked for.
+            start, stop, _ = frames.indices(self.fields.shape[1])
+            time = slice(start * st, stop * st, st)
+        return self._layout.read_fields(handle, info, int(row), time, self._stride_x)
+
+    def read_window(self, i: int, start: int, length: int) -> np.ndarray:
+        """Frames `start .. start + length - 1` of trajectory `i`: `(length, *X, C)`, reading
+        only those frames from the file (what training windows need from large files).
+        """
+        frames = self.fields.shape[1]
+        if start < 0 or length < 1 or start + length > frames:
+            raise IndexError(f"window [{start}, {start + length}) outside 0..{frames} frames")
+        values = self.read_unchecked(i, frames=slice(start, start + length))
+        file = self._rows[_checked_index(i, len(self))][0]
+        _check_finite(values, self, i, self.field_names, self._infos[file].field_keys)
+        return values
 
     def close(self) -> None:
         """Close the HDF5 handles this process opened (they reopen on the next read)."""

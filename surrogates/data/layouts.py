@@ -57,8 +57,10 @@ class Layout(Protocol):
 
     def describe(self, f: h5py.File, path: Path) -> FileInfo: ...
 
-    def read_fields(self, f: h5py.File, info: FileInfo, i: int, st: int, sx: int) -> np.ndarray:
-        """Trajectory `i` as `(T', *X', C)` float32, every `st`-th frame, `sx`-th point."""
+    def read_fields(self, f: h5py.File, info: FileInfo, i: int, time: slice, sx: int) -> np.ndarray:
+        """Trajectory `i` as `(T', *X', C)` float32: the frames `time` selects (in the file's
+        frame numbers, e.g. `slice(None, None, st)` or a window of them), every `sx`-th point.
+        """
         ...
 
     def read_static(self, f: h5py.File, info: FileInfo, i: int, sx: int) -> np.ndarray | None:
@@ -168,8 +170,8 @@ class PDEBenchTensor:
             boundary=read_boundary(f.attrs, len(spatial), "periodic", path),
         )
 
-    def read_fields(self, f: h5py.File, info: FileInfo, i: int, st: int, sx: int) -> np.ndarray:
-        index = (i, slice(None, None, st), *strided(len(info.spatial), sx))
+    def read_fields(self, f: h5py.File, info: FileInfo, i: int, time: slice, sx: int) -> np.ndarray:
+        index = (i, time, *strided(len(info.spatial), sx))
         return np.asarray(f["tensor"][index], dtype=np.float32)[..., None]
 
     def read_static(self, f: h5py.File, info: FileInfo, i: int, sx: int) -> None:
@@ -211,8 +213,8 @@ class PDEBenchCFD:
             boundary=read_boundary(f.attrs, len(spatial), "periodic", path),
         )
 
-    def read_fields(self, f: h5py.File, info: FileInfo, i: int, st: int, sx: int) -> np.ndarray:
-        index = (i, slice(None, None, st), *strided(len(info.spatial), sx))
+    def read_fields(self, f: h5py.File, info: FileInfo, i: int, time: slice, sx: int) -> np.ndarray:
+        index = (i, time, *strided(len(info.spatial), sx))
         channels = [np.asarray(f[key][index], dtype=np.float32) for key in info.field_keys]
         return np.stack(channels, axis=-1)
 
@@ -255,8 +257,8 @@ class PDEBenchDarcy:
             static_keys=("nu",),
         )
 
-    def read_fields(self, f: h5py.File, info: FileInfo, i: int, st: int, sx: int) -> np.ndarray:
-        index = (i, slice(None, None, st), *strided(2, sx))
+    def read_fields(self, f: h5py.File, info: FileInfo, i: int, time: slice, sx: int) -> np.ndarray:
+        index = (i, time, *strided(2, sx))
         return np.asarray(f["tensor"][index], dtype=np.float32)[..., None]
 
     def read_static(self, f: h5py.File, info: FileInfo, i: int, sx: int) -> np.ndarray:
@@ -312,9 +314,9 @@ class PDEBenchGroups:
             layout_data=keys,
         )
 
-    def read_fields(self, f: h5py.File, info: FileInfo, i: int, st: int, sx: int) -> np.ndarray:
+    def read_fields(self, f: h5py.File, info: FileInfo, i: int, time: slice, sx: int) -> np.ndarray:
         key = info.layout_data[i]
-        index = (slice(None, None, st), *strided(len(info.spatial), sx), slice(None))
+        index = (time, *strided(len(info.spatial), sx), slice(None))
         return np.asarray(f[key]["data"][index], dtype=np.float32)
 
     def read_static(self, f: h5py.File, info: FileInfo, i: int, sx: int) -> None:

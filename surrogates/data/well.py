@@ -187,10 +187,10 @@ class Well:
             layout_data=tuple(fields),
         )
 
-    def _read(self, dset: h5py.Dataset, field: _Field, i: int, st: int, sx: int) -> np.ndarray:
+    def _read(self, dset: h5py.Dataset, field: _Field, i: int, time: slice, sx: int) -> np.ndarray:
         """`(T' or 1, *X' or 1, n_components)` for trajectory `i`."""
         index: tuple = (i,) if field.sample_varying else ()
-        index += (slice(None, None, st),) if field.time_varying else ()
+        index += (time,) if field.time_varying else ()
         index += strided(sum(field.dim_varying), sx)
         values = np.asarray(dset[index], dtype=np.float32)
         if not field.time_varying:
@@ -200,21 +200,21 @@ class Well:
         shape += [next(varying_sizes) if varies else 1 for varies in field.dim_varying]
         return values.reshape(*shape, len(field.components))
 
-    def _stack(self, f: h5py.File, info: FileInfo, static: bool, i: int, st: int, sx: int):
+    def _stack(self, f: h5py.File, info: FileInfo, static: bool, i: int, time: slice, sx: int):
         """The dynamic (or static) fields of trajectory `i`, broadcast and concatenated."""
         spatial = tuple(len(range(0, size, sx)) for size in info.spatial)
         parts = []
         for field in info.layout_data:
             if field.time_varying == static:
                 continue
-            part = self._read(f[field.key], field, i, st, sx)
+            part = self._read(f[field.key], field, i, time, sx)
             parts.append(np.broadcast_to(part, (part.shape[0], *spatial, part.shape[-1])))
         return np.concatenate(parts, axis=-1)
 
-    def read_fields(self, f: h5py.File, info: FileInfo, i: int, st: int, sx: int) -> np.ndarray:
-        return self._stack(f, info, False, i, st, sx)
+    def read_fields(self, f: h5py.File, info: FileInfo, i: int, time: slice, sx: int) -> np.ndarray:
+        return self._stack(f, info, False, i, time, sx)
 
     def read_static(self, f: h5py.File, info: FileInfo, i: int, sx: int) -> np.ndarray | None:
         if not info.static_keys:
             return None
-        return self._stack(f, info, True, i, 1, sx)[0]
+        return self._stack(f, info, True, i, slice(None), sx)[0]

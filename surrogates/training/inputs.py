@@ -168,7 +168,7 @@ class TrainBatches:
         for batch_rows, batch_starts in zip(trajectory, start, strict=True):
             windows = np.stack(
                 [
-                    self.data.dataset.fields[int(train[r])][s : s + length]
+                    self.data.dataset.read_window(int(train[r]), int(s), length)
                     for r, s in zip(batch_rows, batch_starts, strict=True)
                 ]
             )

@@ -312,3 +312,39 @@ def test_lazy_indexing_matches_numpy(tmp_path_factory, first, frame):
         first = np.asarray(first, dtype=int)
         index = first if frame is None else (first, frame)
     np.testing.assert_array_equal(ds.fields[index], expected[index])
+
+
+@pytest.mark.parametrize("layout", ["tensor", "cfd", "groups", "well"])
+def test_windows_read_only_their_frames(tmp_path: Path, monkeypatch, layout: str):
+    path = tmp_path / f"{layout}.hdf5"
+    writers = {
+        "tensor": lambda: write_tensor(path, n=3, t=9, x=8),
+        "cfd": lambda: write_cfd(path, n=3, t=9, spatial=(8, 6)),
+        "groups": lambda: write_groups(path, n=3, t=9),
+        "well": lambda: write_well(path, b=3, t=9),
+    }
+    writers[layout]()
+    ds = open_dataset(path, stride_t=2, stride_x=2)
+    frames = ds.fields.shape[1]
+    for start, length in ((0, 2), (1, 3), (frames - 2, 2)):
+        np.testing.assert_array_equal(
+            ds.read_window(2, start, length), ds.fields[2][start : start + length]
+        )
+    requests = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, index):
+        requests.append(index)
+        return original(self, index)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    ds.read_window(1, 1, 2)
+    time_slices = [
+        part
+        for index in requests
+        for part in np.atleast_1d(index)
+        if isinstance(part, slice) and part.step == 2 and part.start is not None
+    ]
+    assert time_slices and all((s.start, s.stop) == (2, 6) for s in time_slices)
+    with pytest.raises(IndexError, match="window"):
+        ds.read_window(0, frames - 1, 2)
