@@ -39,7 +39,7 @@ def evaluate_session(session: Session, *, console: Console | None = None) -> lis
     if session.model.trainable:
         session.state, _ = session.checkpoints.restore(session.state, best=True)
     experiment, data = session.experiment, session.data
-    indices = data.splits.test if experiment.eval.split == "test" else data.splits.val
+    indices = getattr(data.splits, experiment.eval.split)
     return write_evaluation(
         session.model,
         session.mesh,
@@ -74,12 +74,13 @@ def evaluate_run(
         spec = spec.model_copy(
             update={"split": spec.split.model_copy(update={"val": 0.0, "test": 0.0})}
         )
-    loaded = load_data(spec, paths=data, stride_x=stride_x)
+    # The normalisation statistics come with the checkpoint.
+    loaded = load_data(spec, paths=data, stride_x=stride_x, statistics=False)
     if data is not None:
         indices = np.arange(len(loaded.dataset))
         source = ", ".join(map(str, data))
     else:
-        indices = loaded.splits.test if experiment.eval.split == "test" else loaded.splits.val
+        indices = getattr(loaded.splits, experiment.eval.split)
         source = f"{experiment.eval.split} split"
     mesh = sharding.data_mesh()
     model = restore_model(experiment, loaded, folder, mesh)

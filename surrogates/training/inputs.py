@@ -103,8 +103,17 @@ class ExperimentData:
         return len(indices) * math.prod(self.dataset.fields.shape[1:]) * 4
 
 
-def load_data(spec: DataSpec, paths: list[Path] | None = None, stride_x: int | None = None):
-    """Open, split and describe the data; statistics come from the training split only."""
+def load_data(
+    spec: DataSpec,
+    paths: list[Path] | None = None,
+    stride_x: int | None = None,
+    statistics: bool = True,
+) -> ExperimentData:
+    """Open, split and describe the data; statistics come from the training split only.
+
+    `statistics=False` skips reading the training split for them (mean 0, std 1): for a
+    model whose checkpoint brings its own.
+    """
     ds = open_dataset(
         resolve_files(spec) if paths is None else paths,
         stride_t=spec.stride_t,
@@ -118,7 +127,7 @@ def load_data(spec: DataSpec, paths: list[Path] | None = None, stride_x: int | N
         test=spec.split.test,
         seed=spec.split.seed,
     )
-    if spec.normalize:
+    if spec.normalize and statistics:
         # A lazy view: the statistics stream one trajectory at a time.
         mean, std = channel_statistics(ds[splits.train].fields)
     else:

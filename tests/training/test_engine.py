@@ -181,6 +181,11 @@ def test_evaluate_at_another_resolution_and_on_other_files(make_experiment, burg
     )
     folder = train(experiment, progress=False)
     trained = read_results(folder / "eval.nc")
+    # Re-evaluating as trained reproduces the run's results: the weights and the
+    # normalisation statistics both come back from the best checkpoint.
+    assert main(["evaluate", str(folder), "-q"]) == 0
+    again = read_results(Path(capsys.readouterr().out.strip()) / "eval.nc")
+    np.testing.assert_allclose(again["nrmse"], trained["nrmse"], rtol=1e-6)
     assert main(["evaluate", str(folder), "--stride-x", "1", "-q"]) == 0
     fine = Path(capsys.readouterr().out.strip())
     assert fine.parent == folder / "evaluations"

@@ -19,6 +19,7 @@ whichever chunk or file size it is generated in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -66,6 +67,7 @@ class SumOfSines:
         return jnp.where(per_sample(self.window), u * mask, u)
 
 
+@functools.partial(jax.jit, static_argnames=("modes", "choices"))
 def sample_sum_of_sines(
     seed: int,
     indices: ArrayLike,
