@@ -52,21 +52,49 @@ class DataSpec(StrictModel):
     files: Annotated[list[str], Field(min_length=1)]
     recipe: str | None = None
     recipe_samples: Positive | None = None
-    history: Positive = 10
+    # Frames the model sees; 0 for a steady problem mapping static inputs to a solution (Darcy).
+    history: Annotated[int, Field(ge=0)] = 10
     stride_t: Positive = 1
     stride_x: Positive = 1
     samples: Positive | None = None
     split: SplitSpec = SplitSpec()
     normalize: bool = True
+    # Feed the data's static fields (Darcy's coefficient) to the model as input channels.
+    static: bool = True
     windows_per_trajectory: Positive = 1
     memory_gb: Annotated[float, Field(gt=0)] = 4.0
 
 
+class MultigridSpec(StrictModel):
+    """MG-TFNO patching around the model (`surrogates.models.multigrid`): `2**levels` patches
+    per axis padded by `padding` (a fraction of the full size), with `levels` coarser context
+    views as extra input channels; `stitching: false` scores the training loss per patch.
+    """
+
+    levels: Annotated[int, Field(ge=1, le=6)] = 1
+    padding: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+    stitching: bool = True
+
+
+class IncrementalSpec(StrictModel):
+    """Incremental modes (neuraloperator's incremental FNO): training starts with
+    `start_modes` Fourier modes per axis and grows them by `step` every `every_epochs`
+    epochs up to the model's `n_modes`, whose weights are allocated from the start.
+    """
+
+    start_modes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    every_epochs: Positive = 10
+    step: Positive = 1
+
+
 class ModelSpec(StrictModel):
-    """A registry name and that model's constructor arguments (checked against it)."""
+    """A registry name and that model's constructor arguments (checked against it), plus the
+    engine's wrappers: `multigrid` patching.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str
+    multigrid: MultigridSpec | None = None
 
     def arguments(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -114,12 +142,13 @@ class TrainSpec(StrictModel):
     batch_size: Positive = 32
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
-    loss: Literal["mse", "rel_l2"] = "mse"
+    loss: Literal["mse", "rel_l2", "h1"] = "mse"
     rollout_steps: Positive = 1
     curriculum: CurriculumSpec = CurriculumSpec()
     pushforward: bool = False
     residual: bool = False
     remat: bool = False
+    incremental: IncrementalSpec | None = None
     checkpoint_every: Positive = 1
     seed: int = 0
 

@@ -64,7 +64,8 @@ def split_trajectories(
 def channel_statistics(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation over everything but the channel axis.
 
-    fields: (N, T, *X, C) (an array or a lazy one, read one trajectory at a time).
+    fields: (N, ..., C), e.g. trajectories (N, T, *X, C) or static inputs (N, *X, Cs) (an
+    array or a lazy one, read one sample at a time).
     Returns two (C,) float32 arrays; a constant channel gets std 1 so it normalises to 0.
     """
     total = total_sq = 0.0

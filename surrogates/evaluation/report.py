@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 from rich.console import Console
 
@@ -29,6 +30,7 @@ from surrogates.training.engine import (
     build_stepper,
     make_optimizer_for,
     predict_trajectories,
+    set_active_modes,
 )
 from surrogates.training.inputs import ExperimentData, load_data, read_split
 from surrogates.training.steps import make_predict
@@ -37,7 +39,10 @@ from surrogates.training.steps import make_predict
 def evaluate_session(session: Session, *, console: Console | None = None) -> list[dict]:
     """Evaluate a finished training session's best checkpoint into its run folder."""
     if session.model.trainable:
-        session.state, _ = session.checkpoints.restore(session.state, best=True)
+        session.state, meta = session.checkpoints.restore(session.state, best=True)
+        if "n_modes" in meta:
+            # The best epoch may have trained fewer incremental modes than the last one.
+            session.model = set_active_modes(session.model, tuple(meta["n_modes"]))
     experiment, data = session.experiment, session.data
     indices = getattr(data.splits, experiment.eval.split)
     return write_evaluation(
@@ -112,9 +117,12 @@ def restore_model(experiment: Experiment, data: ExperimentData, folder: Path, me
         if not best and checkpoints.latest_epoch() is None:
             raise TrainingError(f"{folder}: no checkpoint to evaluate")
         state = (model.params, model.rest, tx.init(model.params))
-        (model.params, model.rest, _), _ = checkpoints.restore(state, best=best)
+        (model.params, model.rest, _), meta = checkpoints.restore(state, best=best)
     finally:
         checkpoints.close()
+    if "n_modes" in meta:
+        # Trained with incremental modes: evaluate with the modes the weights were trained at.
+        model = set_active_modes(model, tuple(meta["n_modes"]))
     return model
 
 
@@ -161,6 +169,7 @@ def write_evaluation(
             "data": source,
             "trajectories": len(indices),
             "history": history,
+            "parameters": parameter_count(model.params),
         },
     )
     write_results(results, out / "eval.nc")
@@ -189,7 +198,7 @@ def write_evaluation(
             for key in rows[0]
             if key != "model"
         ]
-        title = f"{experiment.name}: rollout of {steps} steps, {source}"
+        title = f"{experiment.name}: {_task(experiment, steps)}, {source}"
         console.print(rich_table(by_metric, title))
         console.print(f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {figures}")
     return rows
@@ -200,10 +209,25 @@ def _write_summary(
 ) -> None:
     text = (
         f"# {experiment.name}\n\n"
-        f"Model `{experiment.model.name}`, autoregressive rollout of {steps} steps from "
-        f"{experiment.data.history} frames, on {trajectories} trajectories ({source}). "
+        f"Model `{experiment.model.name}`, {_task(experiment, steps)}, "
+        f"on {trajectories} trajectories ({source}). "
         "Metrics are averaged over samples, steps and channels; `nrmse_last` is the last "
         "step's nRMSE.\n\n"
         f"{markdown_table(rows)}\n"
     )
     write_text(path, text)
+
+
+def parameter_count(params) -> int:
+    """Trainable numbers in a parameter tree (a complex weight stored as two real arrays
+    counts twice, as neuraloperator counts complex parameters).
+    """
+    return int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
+
+
+def _task(experiment: Experiment, steps: int) -> str:
+    """What was evaluated, in words."""
+    history = experiment.data.history
+    if history == 0:
+        return "solution from the static inputs"
+    return f"autoregressive rollout of {steps} steps from {history} frames"

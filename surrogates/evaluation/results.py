@@ -201,10 +201,19 @@ def comparison_rows(
         if missing:
             raise ValueError(f"experiment {experiment!r} has no metric(s) {missing}")
     return [
-        {"experiment": experiment, **row}
+        {"experiment": experiment, **row, "params": _parameters(ds, row["model"])}
         for experiment, ds in results.items()
         for row in summary_rows(ds, metrics)
     ]
+
+
+def _parameters(ds: xr.Dataset, model: object) -> int | None:
+    """The trained model's parameter count (attribute `parameters`), None for a baseline or
+    results written without it.
+    """
+    if model != ds.attrs.get("model") or "parameters" not in ds.attrs:
+        return None
+    return int(ds.attrs["parameters"])
 
 
 def _shared_metrics(datasets: Sequence[xr.Dataset]) -> list[str]:

@@ -17,24 +17,26 @@ PERSISTENCE = "persistence"
 
 
 def predict_all(
-    predict: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    predict: Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray],
     fields: np.ndarray,
     params: np.ndarray | None,
+    static: np.ndarray | None = None,
     *,
     history: int,
     batch_size: int,
 ) -> np.ndarray:
-    """Rollouts of every trajectory: fields (N, T, *X, C) -> (N, T - history, *X, C).
+    """Rollouts of every trajectory: fields (N, T, *X, C) -> (N, S, *X, C).
 
-    `predict(context, params)` maps (B, H, *X, C) to (B, T - H, *X, C). Batches are padded to
-    `batch_size` so the rollout compiles once.
+    `predict(context, params, static)` maps (B, H, *X, C), (B, P) or None and (B, *X, Cs) or
+    None to (B, S, *X, C). Batches are padded to `batch_size` so the rollout compiles once.
     """
     outputs = []
     for first in range(0, len(fields), batch_size):
         rows = np.arange(first, first + batch_size) % len(fields)
         context = fields[rows, :history]
-        batch_params = None if params is None else params[rows]
-        outputs.append(np.asarray(predict(context, batch_params))[: len(fields) - first])
+        row_params, row_static = (None if a is None else a[rows] for a in (params, static))
+        prediction = predict(context, row_params, row_static)
+        outputs.append(np.asarray(prediction)[: len(fields) - first])
     return np.concatenate(outputs)
 
 
@@ -48,12 +50,14 @@ def score_rollouts(
     baseline: bool = True,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Metrics of `prediction` (N, S, *X, C) against frames `history..history+S-1` of `fields`
-    (N, T, *X, C), and of persistence if `baseline`: `{label: {metric: (S, C)}}`.
+    (N, T, *X, C), and of persistence if `baseline` and `history > 0`:
+    `{label: {metric: (S, C)}}`.
     """
     steps = prediction.shape[1]
     truth = fields[:, history : history + steps]
     scores = {label: _metrics(prediction, truth, metrics)}
-    if baseline:
+    # Without history frames (a steady problem) there is no last frame to persist.
+    if baseline and history > 0:
         repeated = np.repeat(fields[:, history - 1 : history], steps, axis=1)
         scores[PERSISTENCE] = _metrics(repeated, truth, metrics)
     return scores

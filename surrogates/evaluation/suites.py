@@ -85,6 +85,6 @@ def run_suite(
     write_text(out / "comparison.md", f"# {suite.name}\n\n{markdown_table(rows)}\n")
     write_csv(rows, out / "comparison.csv")
     # The terminal shows the headline columns; the files hold every metric.
-    shown = [c for c in ("experiment", "model", "rmse", "nrmse", "nrmse_last") if c in rows[0]]
+    shown = [c for c in ("experiment", "model", "nrmse", "nrmse_last", "params") if c in rows[0]]
     Console(stderr=True).print(rich_table(rows, f"suite {suite.name}", columns=shown))
     return out

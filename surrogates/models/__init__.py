@@ -5,6 +5,7 @@ Importing this package registers every model, so `build("fno", ...)` works after
 """
 
 from surrogates.models.fno import FNO as FNO
+from surrogates.models.fno import TFNO as TFNO
 from surrogates.models.persistence import Persistence as Persistence
 from surrogates.models.registry import available as available
 from surrogates.models.registry import build as build

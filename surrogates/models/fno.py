@@ -6,6 +6,8 @@
 Dense layers act on the channel axis only (neuraloperator's 1x1 convolutions) and start from
 torch's default initialisation, kernel and bias uniform in `+-1/sqrt(fan_in)`, so a model here
 starts from the same distribution as its PyTorch twin.
+
+`TFNO` is the same model with Tucker-factorized spectral weights (neuraloperator's TFNO).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import numpy as np
 from flax import nnx
 
 from surrogates.errors import ModelError
+from surrogates.models.factorized import Rank
 from surrogates.models.registry import register
-from surrogates.models.spectral import SpectralConv
+from surrogates.models.spectral import Implementation, SpectralConv
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -122,7 +125,8 @@ class FNOBlock(nnx.Module):
         y = act(channel_mlp(y) + channel_mlp_skip(x))
 
     Both skips read the block input `x`; `act` is left out when `activate_output` is False
-    (the last block of an FNO).
+    (the last block of an FNO). `factorization`, `rank`, `fixed_rank_modes`,
+    `implementation`, `separable` and `max_n_modes` go to the `SpectralConv`.
     """
 
     def __init__(
@@ -135,9 +139,26 @@ class FNOBlock(nnx.Module):
         channel_mlp_skip: str | None,
         activation: Activation,
         activate_output: bool,
+        factorization: str | None = None,
+        rank: Rank = 1.0,
+        fixed_rank_modes: bool | Sequence[int] = False,
+        implementation: Implementation = "factorized",
+        separable: bool = False,
+        max_n_modes: Sequence[int] | None = None,
         rngs: nnx.Rngs,
     ) -> None:
-        self.spectral = SpectralConv(channels, channels, n_modes, rngs=rngs)
+        self.spectral = SpectralConv(
+            channels,
+            channels,
+            n_modes,
+            factorization=factorization,
+            rank=rank,
+            fixed_rank_modes=fixed_rank_modes,
+            implementation=implementation,
+            separable=separable,
+            max_n_modes=max_n_modes,
+            rngs=rngs,
+        )
         self.fno_skip = _skip(fno_skip, channels, argument="fno_skip", rngs=rngs)
         mlp_width = round(channel_mlp_expansion * channels)
         self.channel_mlp = ChannelMLP(
@@ -200,6 +221,14 @@ class FNO(nnx.Module):
     - `non_linearity`: `"gelu"` (exact, torch's), `"gelu_tanh"` (its tanh approximation,
       faster on CPU), `"relu"`, `"silu"`, `"tanh"` or a function.
     - `norm`: only `None` for now.
+    - `factorization`, `rank`, `fixed_rank_modes`, `implementation`, `separable`,
+      `max_n_modes`: the spectral weights of every block (see `SpectralConv`): None (dense),
+      "cp", "tucker" or "tt" (any case), the rank (a float is the fraction of the dense
+      parameter count kept), the Tucker axes kept at full rank (True: the input channels),
+      contracting with the factors ("factorized", neuraloperator FNO's default) or with the
+      rebuilt weight ("reconstructed"), one weight per channel instead of channel mixing, and
+      the modes the weights are allocated for (`set_n_modes` changes the active `n_modes` up
+      to them).
     - `rngs`: random streams for the initial parameters.
 
     Any grid works with the same weights (modes a grid does not have are skipped).
@@ -222,6 +251,12 @@ class FNO(nnx.Module):
         fno_skip: str | None = "linear",
         non_linearity: str | Activation = "gelu",
         norm: None = None,
+        factorization: str | None = None,
+        rank: Rank = 1.0,
+        fixed_rank_modes: bool | Sequence[int] = False,
+        implementation: Implementation = "factorized",
+        separable: bool = False,
+        max_n_modes: Sequence[int] | None = None,
         rngs: nnx.Rngs,
     ) -> None:
         if isinstance(n_modes, int):
@@ -259,6 +294,12 @@ class FNO(nnx.Module):
                     channel_mlp_skip=channel_mlp_skip,
                     activation=activation,
                     activate_output=layer < n_layers - 1,
+                    factorization=factorization,
+                    rank=rank,
+                    fixed_rank_modes=fixed_rank_modes,
+                    implementation=implementation,
+                    separable=separable,
+                    max_n_modes=max_n_modes,
                     rngs=rngs,
                 )
                 for layer in range(n_layers)
@@ -288,6 +329,73 @@ class FNO(nnx.Module):
             x = block(x)
         x = x[(slice(None), *(slice(w, n - w) for w, n in zip(widths, x.shape[1:-1], strict=True)))]
         return self.projection(x)
+
+    def set_n_modes(self, n_modes: Sequence[int]) -> None:
+        """Use `n_modes` (at most `max_n_modes`) in every block from now on (incremental modes).
+
+        This changes static data of the model, so jitted functions taking it recompile.
+        """
+        for block in self.blocks:
+            block.spectral.set_n_modes(n_modes)
+        self.n_modes = tuple(n_modes)
+
+
+@register("tfno")
+class TFNO(FNO):
+    """Tensorized FNO (neuraloperator's TFNO): an FNO with Tucker-factorized spectral weights.
+
+    Same arguments as `FNO`; only the defaults differ, `factorization="tucker"` and `rank=0.1`
+    (about a tenth of the dense spectral parameters).
+    """
+
+    def __init__(
+        self,
+        n_modes: Sequence[int],
+        in_channels: int,
+        out_channels: int,
+        hidden_channels: int,
+        *,
+        n_layers: int = 4,
+        lifting_channel_ratio: float = 2,
+        projection_channel_ratio: float = 2,
+        positional_embedding: str | None = "grid",
+        domain_padding: float | Sequence[float] | None = None,
+        channel_mlp_expansion: float = 0.5,
+        channel_mlp_skip: str | None = "soft-gating",
+        fno_skip: str | None = "linear",
+        non_linearity: str | Activation = "gelu",
+        norm: None = None,
+        factorization: str | None = "tucker",
+        rank: Rank = 0.1,
+        fixed_rank_modes: bool | Sequence[int] = False,
+        implementation: Implementation = "factorized",
+        separable: bool = False,
+        max_n_modes: Sequence[int] | None = None,
+        rngs: nnx.Rngs,
+    ) -> None:
+        super().__init__(
+            n_modes,
+            in_channels,
+            out_channels,
+            hidden_channels,
+            n_layers=n_layers,
+            lifting_channel_ratio=lifting_channel_ratio,
+            projection_channel_ratio=projection_channel_ratio,
+            positional_embedding=positional_embedding,
+            domain_padding=domain_padding,
+            channel_mlp_expansion=channel_mlp_expansion,
+            channel_mlp_skip=channel_mlp_skip,
+            fno_skip=fno_skip,
+            non_linearity=non_linearity,
+            norm=norm,
+            factorization=factorization,
+            rank=rank,
+            fixed_rank_modes=fixed_rank_modes,
+            implementation=implementation,
+            separable=separable,
+            max_n_modes=max_n_modes,
+            rngs=rngs,
+        )
 
 
 def _activation(non_linearity: str | Activation) -> Activation:

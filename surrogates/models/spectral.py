@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,17 @@ import numpy as np
 from flax import nnx
 
 from surrogates.errors import ModelError
+from surrogates.models.factorized import (
+    ComplexParam,
+    DenseTensor,
+    FactorizedTensor,
+    Rank,
+    contract_dense,
+    factorization_name,
+    new_tensor,
+)
+
+Implementation = Literal["factorized", "reconstructed"]
 
 # One axis of the spectral window: where the kept modes start in the (shifted) spectrum of the
 # input, where they start in the weight, and how many there are.
@@ -30,7 +42,7 @@ _AxisWindow = tuple[int, int, int]
 class SpectralConv(nnx.Module):
     """Fourier convolution `(B, *X, Cin) -> (B, *X, Cout)` for real fields on 1 to 3 axes.
 
-    **Arguments:**
+    **Arguments** (neuraloperator's names):
 
     - `in_channels`, `out_channels`: channel counts `Cin`, `Cout`.
     - `n_modes`: modes kept per spatial axis, counting both signs; its length sets the
@@ -39,20 +51,43 @@ class SpectralConv(nnx.Module):
       `-(m // 2) ... m - m // 2 - 1` with `m = n_modes[i]` (neuraloperator's fftshift and
       centred slice). So `n_modes=(12, 12)` gives a weight of shape `(Cin, Cout, 12, 7)`.
     - `bias`: add a learned real bias per output channel.
+    - `factorization`: None (or "dense") for a full weight, or "cp", "tucker", "tt" for a
+      factorized one (see `surrogates.models.factorized`); neuraloperator's capitalisations
+      ("Tucker", "CP", "TT", "Dense") are accepted.
+    - `rank`: rank of the factorization; a float is the fraction of the dense weight's parameters
+      to keep (neuraloperator's TFNO uses 0.1), an int or a sequence the ranks themselves (see
+      `surrogates.models.factorized`). Ignored when dense.
+    - `fixed_rank_modes`: weight axes a Tucker factorization keeps at full rank; True means
+      `[0]` (the input channels). Ignored by the other factorizations, as in neuraloperator.
+    - `implementation`: "reconstructed" builds the weight from its factors and contracts with
+      it; "factorized" contracts the kept modes with the factors directly. The two give the
+      same function (a dense weight has nothing to factor, so it ignores this).
+    - `separable`: one weight per channel and mode, `(C, *weight_modes)`, multiplying each
+      channel by itself instead of mixing channels; needs `in_channels == out_channels`.
+    - `max_n_modes`: modes the weight is allocated for (default `n_modes`), counted like
+      `n_modes`; `n_modes` may be anything up to it, and `set_n_modes` changes it later
+      (incremental modes). neuraloperator allocates `max_n_modes[-1]` entries on the last
+      axis, of which only the first `max_n_modes[-1] // 2 + 1` are ever used; here only those
+      exist, so with `max_n_modes` the parameter count is below neuraloperator's.
     - `rngs`: random streams; the weight and bias draw from `rngs.params`.
 
-    **Weights:** the complex weight `(Cin, Cout, *weight_modes)` is stored as two real
-    parameters `weight_real` and `weight_imag`, so optimisers and checkpoints only ever see real
-    arrays. It is complex-normal with standard deviation `sqrt(2 / (Cin + Cout))` (each part
-    `sqrt(1 / (Cin + Cout))`), as neuraloperator; the bias `(Cout,)` is normal with
-    `sqrt(2 / (Cin + Cout))`.
+    **Weights:** the complex weight `(Cin, Cout, *weight_modes)`, `weight_modes =
+    (*max_n_modes[:-1], max_n_modes[-1] // 2 + 1)`, has entries of standard deviation
+    `sqrt(2 / (Cin + Cout))`, as neuraloperator; the bias `(Cout,)` is normal with the same.
+    A dense weight is two real parameters `weight_real` and `weight_imag` (each part
+    `sqrt(1 / (Cin + Cout))`) on this module; a factorized one is the submodule `weight`, whose
+    factors are again pairs of real parameters. `weight_tensor()` returns either as a
+    `FactorizedTensor`.
 
-    **Any grid:** weight index `j` of a non-last axis belongs to frequency `j - m // 2`, whatever
-    the grid. On a grid with fewer modes than the weight (`X[i] < n_modes[i]`, or
-    `X[-1] // 2 + 1` below the kept rfft modes) only the frequencies the grid has are used, with
-    the weight entries of those same frequencies. neuraloperator slices its weight
-    `[s // 2, m - ceil(s / 2))` with `s` the number of dropped modes, which is one frequency off
-    when `m` is even and `s` odd; here frequencies always line up.
+    **Active modes and any grid:** weight index `j` of a non-last axis belongs to frequency
+    `j - M // 2` with `M = max_n_modes[i]`, whatever the grid and the active `n_modes`. Fewer
+    active modes (`n_modes[i] < M`) or a grid with fewer modes (`X[i] < n_modes[i]`, or
+    `X[-1] // 2 + 1` below the active rfft modes) use the centred sub-block of the weight
+    holding those same frequencies, and the first `n_modes[-1] // 2 + 1` entries of the last
+    axis. neuraloperator slices `[s // 2, M - ceil(s / 2))` with `s` the number of dropped
+    modes, which is the same block except for an even `M` with an odd number kept, where it is
+    one frequency off (and learned weights would move to the neighbouring frequency as
+    incremental training grows the modes); here frequencies always line up.
 
     **Real output (neuraloperator's Hermitian fix):** the kept modes of the last axis are only
     the non-negative half of a spectrum, and `irfft` along that axis assumes its DC entry (and,
@@ -65,10 +100,6 @@ class SpectralConv(nnx.Module):
     rfft modes twice), the same on every FFT backend instead of whatever a backend makes of a
     non-Hermitian input. Zeroing in the joint spectrum instead would be wrong: there the
     condition on the DC plane is Hermitian symmetry across the other axes, not realness.
-
-    **Factorized weights:** `_contract` is the only place that touches the weight, and it gets
-    the window of weight modes in use, so a factorized weight (CP, Tucker, TT) only needs to
-    replace the weight parameters and `_contract`.
     """
 
     def __init__(
@@ -78,22 +109,69 @@ class SpectralConv(nnx.Module):
         n_modes: Sequence[int],
         *,
         bias: bool = True,
+        factorization: str | None = None,
+        rank: Rank = 1.0,
+        fixed_rank_modes: bool | Sequence[int] = False,
+        implementation: Implementation = "reconstructed",
+        separable: bool = False,
+        max_n_modes: Sequence[int] | None = None,
         rngs: nnx.Rngs,
     ) -> None:
-        n_modes = tuple(int(m) for m in n_modes)
-        if not 1 <= len(n_modes) <= 3 or min(n_modes) < 1:
-            raise ModelError(f"n_modes must be 1 to 3 positive integers, got {n_modes}")
+        n_modes = _mode_counts(n_modes, "n_modes")
+        max_n_modes = n_modes if max_n_modes is None else _mode_counts(max_n_modes, "max_n_modes")
+        _check_active_modes(n_modes, max_n_modes)
+        if implementation not in get_args(Implementation):
+            raise ModelError(
+                f"implementation must be one of {get_args(Implementation)}, got {implementation!r}"
+            )
+        if separable and in_channels != out_channels:
+            raise ModelError(
+                f"separable needs in_channels == out_channels, got {in_channels} and {out_channels}"
+            )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.n_modes = n_modes
-        self.weight_modes = (*n_modes[:-1], n_modes[-1] // 2 + 1)
+        self.max_n_modes = max_n_modes
+        self.factorization = factorization_name(factorization)
+        self.implementation = implementation
+        self.separable = separable
         std = math.sqrt(2.0 / (in_channels + out_channels))
-        shape = (in_channels, out_channels, *self.weight_modes)
-        # Each part carries half the variance of the complex value.
-        self.weight_real = nnx.Param(std / math.sqrt(2.0) * jax.random.normal(rngs.params(), shape))
-        self.weight_imag = nnx.Param(std / math.sqrt(2.0) * jax.random.normal(rngs.params(), shape))
+        channels = (in_channels,) if separable else (in_channels, out_channels)
+        weight = new_tensor(
+            factorization,
+            (*channels, *max_n_modes[:-1], max_n_modes[-1] // 2 + 1),
+            separable=separable,
+            rank=rank,
+            fixed_rank_modes=fixed_rank_modes,
+            std=std,
+            rngs=rngs,
+        )
+        if isinstance(weight, DenseTensor):
+            # A dense weight keeps the parameter paths it had before factorizations existed,
+            # so older checkpoints still load.
+            self.weight_real, self.weight_imag = weight.tensor.real, weight.tensor.imag
+            self.weight = None
+        else:
+            self.weight = weight
         self.bias = (
             nnx.Param(std * jax.random.normal(rngs.params(), (out_channels,))) if bias else None
+        )
+
+    def set_n_modes(self, n_modes: Sequence[int]) -> None:
+        """Use `n_modes` (at most `max_n_modes`) from now on; the weights stay as they are.
+
+        This changes static data of the module, so jitted functions taking it recompile.
+        """
+        n_modes = _mode_counts(n_modes, "n_modes")
+        _check_active_modes(n_modes, self.max_n_modes)
+        self.n_modes = n_modes
+
+    def weight_tensor(self) -> FactorizedTensor:
+        """The complex weight (Cin, Cout, *weight_modes) (separable: (C, *weight_modes))."""
+        if self.weight is not None:
+            return self.weight
+        return DenseTensor(
+            ComplexParam(self.weight_real, self.weight_imag), separable=self.separable
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -115,12 +193,14 @@ class SpectralConv(nnx.Module):
     def _windows(self, grid: Sequence[int]) -> tuple[_AxisWindow, ...]:
         """Per axis: start in the input's shifted spectrum, start in the weight, mode count."""
         windows = []
-        for size, modes in zip(grid[:-1], self.n_modes[:-1], strict=True):
+        for size, modes, allocated in zip(
+            grid[:-1], self.n_modes[:-1], self.max_n_modes[:-1], strict=True
+        ):
             kept = min(size, modes)
             # Frequency 0 sits at index size // 2 of the fftshifted spectrum and at index
-            # modes // 2 of the weight; both windows start kept // 2 frequencies below it.
-            windows.append((size // 2 - kept // 2, modes // 2 - kept // 2, kept))
-        windows.append((0, 0, min(grid[-1] // 2 + 1, self.weight_modes[-1])))
+            # allocated // 2 of the weight; both windows start kept // 2 frequencies below it.
+            windows.append((size // 2 - kept // 2, allocated // 2 - kept // 2, kept))
+        windows.append((0, 0, min(grid[-1] // 2 + 1, self.n_modes[-1] // 2 + 1)))
         return tuple(windows)
 
     def _kept_modes(self, x: jax.Array, windows: Sequence[_AxisWindow]) -> jax.Array:
@@ -136,10 +216,10 @@ class SpectralConv(nnx.Module):
 
         `weight_window` selects the weight modes `K` matching `x_modes` (one slice per axis).
         """
-        weight = jax.lax.complex(
-            self.weight_real[(..., *weight_window)], self.weight_imag[(..., *weight_window)]
-        )
-        return jnp.einsum("b...i,io...->b...o", x_modes, weight)
+        weight = self.weight_tensor()
+        if self.implementation == "factorized":
+            return weight.contract(x_modes, weight_window)
+        return contract_dense(x_modes, weight.reconstruct(weight_window), separable=self.separable)
 
     def _inverse(
         self, y_modes: jax.Array, grid: Sequence[int], windows: Sequence[_AxisWindow]
@@ -156,6 +236,26 @@ class SpectralConv(nnx.Module):
             y_hat = jnp.fft.ifftn(y_hat, axes=spatial[:-1], norm="forward")
         y_hat = jax.lax.complex(y_hat.real, y_hat.imag * _imag_keep(grid[-1])[:, None])
         return jnp.fft.irfft(y_hat, n=grid[-1], axis=-2, norm="forward")
+
+
+def _mode_counts(n_modes: Sequence[int], argument: str) -> tuple[int, ...]:
+    """`n_modes` as a tuple of 1 to 3 positive ints; ModelError naming `argument` otherwise."""
+    if isinstance(n_modes, int) or not all(isinstance(m, int | np.integer) for m in n_modes):
+        raise ModelError(f"{argument} must be 1 to 3 positive integers, got {n_modes!r}")
+    counts = tuple(int(m) for m in n_modes)
+    if not 1 <= len(counts) <= 3 or min(counts) < 1:
+        raise ModelError(f"{argument} must be 1 to 3 positive integers, got {counts}")
+    return counts
+
+
+def _check_active_modes(n_modes: tuple[int, ...], max_n_modes: tuple[int, ...]) -> None:
+    if len(n_modes) != len(max_n_modes) or any(
+        m > top for m, top in zip(n_modes, max_n_modes, strict=True)
+    ):
+        raise ModelError(
+            f"n_modes must have one entry per axis of max_n_modes {max_n_modes}, none larger, "
+            f"got {n_modes}"
+        )
 
 
 def _imag_keep(size: int) -> np.ndarray:

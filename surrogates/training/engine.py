@@ -30,8 +30,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from surrogates.atomic import write_text
 from surrogates.config import Experiment, load_experiment, resolved_yaml
 from surrogates.data.windows import WindowSampler
-from surrogates.errors import TrainingError
-from surrogates.models import registry
+from surrogates.errors import ModelError, TrainingError
+from surrogates.models import multigrid, registry
 from surrogates.runs import append_jsonl, new_folder, read_jsonl
 from surrogates.training import curriculum as curricula
 from surrogates.training import sharding
@@ -46,11 +46,15 @@ def build_stepper(
     experiment: Experiment, data: ExperimentData, model: nnx.Module | None = None
 ) -> Stepper:
     """The configured model (or `model`, built by hand) behind a `Stepper`, sized from the
-    data: the operator sees `history * C` input channels and predicts `C`.
+    data: the operator sees `Cs + history * C` input channels (static inputs first) and
+    predicts `C`.
     """
     channels, history = len(data.channels), experiment.data.history
+    if history == 0 and experiment.train.residual:
+        raise TrainingError("train.residual: needs history frames to add the output to")
     if model is None:
-        model = build_model(experiment, data, in_channels=history * channels)
+        in_channels = len(data.static_names) + history * channels
+        model = build_model(experiment, data, in_channels=in_channels)
     return Stepper(
         model,
         history=history,
@@ -58,11 +62,16 @@ def build_stepper(
         mean=data.mean,
         std=data.std,
         residual=experiment.train.residual,
+        static_channels=len(data.static_names),
+        static_mean=data.static_mean,
+        static_std=data.static_std,
     )
 
 
 def build_model(experiment: Experiment, data: ExperimentData, *, in_channels: int) -> nnx.Module:
-    """The config's model from the registry, checked against the data's dimension."""
+    """The config's model from the registry, checked against the data's dimension, inside
+    multi-grid patching if `model.multigrid` asks for it.
+    """
     arguments = experiment.model.arguments()
     n_modes = arguments.get("n_modes")
     if n_modes is not None and len(n_modes) != len(data.spatial):
@@ -70,13 +79,76 @@ def build_model(experiment: Experiment, data: ExperimentData, *, in_channels: in
             f"model.n_modes: {len(n_modes)} entries for data with {len(data.spatial)} "
             f"spatial axes {data.spatial}"
         )
-    return registry.build(
+    patching = experiment.model.multigrid
+    if patching is not None:
+        try:
+            multigrid.check_patching(data.spatial, patching.levels, patching.padding)
+        except ModelError as error:
+            raise TrainingError(f"model.multigrid: {error}") from None
+        in_channels = multigrid.in_channels_for(in_channels, patching.levels)
+    model = registry.build(
         experiment.model.name,
         in_channels=in_channels,
         out_channels=len(data.channels),
         rngs=nnx.Rngs(experiment.train.seed),
         **arguments,
     )
+    if patching is None:
+        return model
+    return multigrid.Multigrid(
+        model, levels=patching.levels, padding=patching.padding, stitching=patching.stitching
+    )
+
+
+def operator_of(stepper: Stepper) -> nnx.Module:
+    """The operator model inside a stepper (inside multi-grid patching, if any)."""
+    model = stepper.model
+    return model.operator if isinstance(model, multigrid.Multigrid) else model
+
+
+def modes_schedule(experiment: Experiment) -> Callable[[int], tuple[int, ...]] | None:
+    """Active Fourier modes per epoch under `train.incremental` (None without it): from
+    `start_modes`, `step` more every `every_epochs` epochs, up to the model's `max_n_modes`
+    (else `n_modes`).
+    """
+    spec = experiment.train.incremental
+    if spec is None:
+        return None
+    arguments = experiment.model.arguments()
+    final = arguments.get("max_n_modes") or arguments.get("n_modes")
+    if final is None:
+        raise TrainingError(
+            f"train.incremental: model {experiment.model.name} has no n_modes to grow"
+        )
+    if len(spec.start_modes) != len(final) or any(
+        s > f for s, f in zip(spec.start_modes, final, strict=True)
+    ):
+        raise TrainingError(
+            f"train.incremental.start_modes: {spec.start_modes} must have one entry per axis, "
+            f"each at most the model's modes {list(final)}"
+        )
+
+    def modes(epoch: int) -> tuple[int, ...]:
+        grown = spec.step * (epoch // spec.every_epochs)
+        return tuple(min(s + grown, f) for s, f in zip(spec.start_modes, final, strict=True))
+
+    return modes
+
+
+def set_active_modes(model: Model, modes: tuple[int, ...]) -> Model:
+    """`model` with its operator's active Fourier modes set to `modes` (same arrays, a new
+    static graph, so compiled functions must be rebuilt).
+    """
+    stepper = nnx.merge(model.graphdef, model.params, model.rest)
+    operator = operator_of(stepper)
+    if not hasattr(operator, "set_n_modes"):
+        raise TrainingError(
+            f"train.incremental: {type(operator).__name__} has no Fourier modes to set"
+        )
+    operator.set_n_modes(modes)
+    graphdef, params, rest = nnx.split(stepper, nnx.Param, ...)
+    # The arrays are the ones that came in, with their shardings.
+    return Model(graphdef, params, rest)
 
 
 def make_curriculum(experiment: Experiment) -> curricula.Curriculum:
@@ -144,7 +216,8 @@ class Session:
     """A run in progress: data, model, optimizer, compiled functions, run folder.
 
     `model` replaces the config's `model` section with an operator built by hand (in a
-    notebook, say); it must take `history * C` channels in and give `C` out.
+    notebook, say); it must take `Cs + history * C` channels in (static inputs first) and
+    give `C` out.
     """
 
     def __init__(
@@ -190,6 +263,18 @@ class Session:
             self.tx.init(self.model.params), sharding.replicated(self.mesh)
         )
         self.curriculum = make_curriculum(experiment)
+        self.modes = modes_schedule(experiment)
+        self.active_modes: tuple[int, ...] | None = None
+        self._compile()
+        self.batches = TrainBatches(self.data, self.sampler, self.mesh, experiment.data.memory_gb)
+        self.checkpoints = Checkpoints(folder / "checkpoints")
+        self.best = math.inf
+        self.start_epoch = 0
+        self._val_fields: np.ndarray | None = None
+
+    def _compile(self) -> None:
+        """The compiled step and rollout for the model's current static graph."""
+        train = self.experiment.train
         self.step = make_train_step(
             self.model.graphdef,
             self.tx,
@@ -200,11 +285,14 @@ class Session:
             batch_sharding=sharding.batch_sharded(self.mesh),
         )
         self.predict = make_predict(self.model.graphdef)
-        self.batches = TrainBatches(self.data, self.sampler, self.mesh, experiment.data.memory_gb)
-        self.checkpoints = Checkpoints(folder / "checkpoints")
-        self.best = math.inf
-        self.start_epoch = 0
-        self._val_fields: np.ndarray | None = None
+
+    def set_modes(self, epoch: int) -> None:
+        """Active Fourier modes for `epoch` under `train.incremental` (recompiles on a change)."""
+        if self.modes is None or self.modes(epoch) == self.active_modes:
+            return
+        self.active_modes = self.modes(epoch)
+        self.model = set_active_modes(self.model, self.active_modes)
+        self._compile()
 
     @property
     def state(self) -> tuple:
@@ -226,6 +314,7 @@ class Session:
         Each step's loss is read back one step late, so the host never stalls the device
         queue; a NaN or Inf loss stops the run naming the epoch and step.
         """
+        self.set_modes(epoch)
         n_ar = jnp.asarray(self.curriculum(epoch), jnp.int32)
         batches, waited, losses = self.batches.epoch(epoch), 0.0, []
         for k in range(self.sampler.steps_per_epoch):
@@ -299,14 +388,20 @@ def predict_trajectories(
     batched = sharding.batch_sharded(mesh)
     divisible = batch_size % mesh.size == 0
 
-    def run(context: np.ndarray, params: np.ndarray | None) -> jax.Array:
+    def run(context: np.ndarray, params: np.ndarray | None, static: np.ndarray | None):
         if divisible:
-            context = sharding.put(context, batched)
-            params = None if params is None else sharding.put(params, batched)
-        return predict(model.params, model.rest, context, params, steps)
+            context, params, static = (
+                None if a is None else sharding.put(a, batched) for a in (context, params, static)
+            )
+        return predict(model.params, model.rest, context, params, static, steps)
 
     return predict_all(
-        run, fields, data.param_table(indices), history=history, batch_size=batch_size
+        run,
+        fields,
+        data.param_table(indices),
+        data.static_rows(indices),
+        history=history,
+        batch_size=batch_size,
     )
 
 
@@ -386,6 +481,7 @@ def _epoch(session: Session, epoch: int, bar: Progress, task) -> None:
         "val_nrmse": val if has_val else None,
         "lr": lr,
         "n_ar": session.curriculum(epoch),
+        **({"n_modes": list(session.active_modes)} if session.active_modes else {}),
         "seconds": time.perf_counter() - started,
         "data_wait_seconds": waited,
     }
@@ -393,4 +489,6 @@ def _epoch(session: Session, epoch: int, bar: Progress, task) -> None:
     last = epoch + 1 == train.epochs
     if is_best or last or (epoch + 1) % train.checkpoint_every == 0:
         meta = {"epoch": epoch + 1, "val": val, "best": session.best}
+        if session.active_modes:
+            meta["n_modes"] = list(session.active_modes)
         session.checkpoints.save(session.state, meta, best=is_best)

@@ -79,6 +79,11 @@ class ExperimentData:
     mean: np.ndarray
     std: np.ndarray
     param_names: tuple[str, ...]
+    # Static input channels the model sees (none unless the data has them and
+    # `data.static` is on), with their training-split statistics.
+    static_names: tuple[str, ...] = ()
+    static_mean: np.ndarray | None = None
+    static_std: np.ndarray | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -99,8 +104,17 @@ class ExperimentData:
         columns = [self.dataset.params[name][indices] for name in self.param_names]
         return np.stack(columns, axis=1).astype(np.float32)
 
+    def static_rows(self, indices: np.ndarray) -> np.ndarray | None:
+        """Static inputs of trajectories `indices`: (n, *X, Cs) float32, or None."""
+        if not self.static_names:
+            return None
+        return np.asarray(self.dataset.static[indices], np.float32)
+
     def nbytes(self, indices: np.ndarray) -> int:
-        return len(indices) * math.prod(self.dataset.fields.shape[1:]) * 4
+        per_trajectory = math.prod(self.dataset.fields.shape[1:])
+        if self.static_names:
+            per_trajectory += math.prod(self.dataset.static.shape[1:])
+        return len(indices) * per_trajectory * 4
 
 
 def load_data(
@@ -127,23 +141,36 @@ def load_data(
         test=spec.split.test,
         seed=spec.split.seed,
     )
-    if spec.normalize and statistics:
-        # A lazy view: the statistics stream one trajectory at a time.
-        mean, std = channel_statistics(ds[splits.train].fields)
-    else:
-        channels = len(ds.field_names)
-        mean, std = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+    static_names = ds.static_names if spec.static and ds.static is not None else ()
+    if spec.history == 0 and not static_names:
+        raise TrainingError(
+            "data.history: 0 history frames leave the model no input; that needs static "
+            "inputs (data.static: true and data with static fields, e.g. Darcy's coefficient)"
+        )
+    normalise = spec.normalize and statistics
+    # Lazy views: the statistics stream one trajectory at a time.
+    mean, std = _statistics(ds[splits.train].fields, len(ds.field_names), normalise)
+    static_mean = static_std = None
+    if static_names:
+        static_mean, static_std = _statistics(ds[splits.train].static, len(static_names), normalise)
     # Parameters that vary across the data are the ones a model could condition on.
     varying = tuple(name for name, values in ds.params.items() if np.ptp(values) > 0)
-    return ExperimentData(ds, splits, mean, std, varying)
+    return ExperimentData(ds, splits, mean, std, varying, static_names, static_mean, static_std)
+
+
+def _statistics(fields, channels: int, normalise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of `fields` (N, ..., C), or 0 and 1 without normalisation."""
+    if normalise:
+        return channel_statistics(fields)
+    return np.zeros(channels, np.float32), np.ones(channels, np.float32)
 
 
 class TrainBatches:
     """The inputs of the compiled step for each batch of an epoch.
 
-    Yields `(fields, param_table, trajectory, start)`: on the device path the whole training
-    split and per-batch indices into it; on the lazy path the batch's own windows with
-    indices `0..B-1` and start 0, so the same step gathers them unchanged.
+    Yields `(fields, param_table, static, trajectory, start)`: on the device path the whole
+    training split and per-batch indices into it; on the lazy path the batch's own windows
+    with indices `0..B-1` and start 0, so the same step gathers them unchanged.
     """
 
     def __init__(self, data: ExperimentData, sampler: WindowSampler, mesh, memory_gb: float):
@@ -154,8 +181,12 @@ class TrainBatches:
         self.on_device = data.nbytes(indices) <= memory_gb * 2**30
         if self.on_device:
             self.fields = sharding.put(data.dataset.fields[indices], self.replicated)
-            table = data.param_table(indices)
-            self.table = None if table is None else sharding.put(table, self.replicated)
+            self.table = self._put(data.param_table(indices), self.replicated)
+            self.static = self._put(data.static_rows(indices), self.replicated)
+
+    @staticmethod
+    def _put(values: np.ndarray | None, where) -> object:
+        return None if values is None else sharding.put(values, where)
 
     def epoch(self, epoch: int) -> Iterator[tuple]:
         trajectory, start = self.sampler.epoch(epoch)
@@ -164,6 +195,7 @@ class TrainBatches:
                 yield (
                     self.fields,
                     self.table,
+                    self.static,
                     sharding.put(rows, self.batched),
                     sharding.put(starts, self.batched),
                 )
@@ -181,10 +213,10 @@ class TrainBatches:
                     for r, s in zip(batch_rows, batch_starts, strict=True)
                 ]
             )
-            table = self.data.param_table(train[batch_rows])
             yield (
                 sharding.put(windows, self.batched),
-                None if table is None else sharding.put(table, self.batched),
+                self._put(self.data.param_table(train[batch_rows]), self.batched),
+                self._put(self.data.static_rows(train[batch_rows]), self.batched),
                 rows,
                 zeros,
             )

@@ -2,8 +2,11 @@
 
 The stepper works in physical units: it normalises its input window per channel with the
 training split's statistics, stacks the `history` frames time-major into channels (channel
-`h * C + c` is frame h, field c), calls the operator model, optionally adds the model's output
-to the last frame (residual), and undoes the normalisation.
+`h * C + c` is frame h, field c) after the normalised static inputs if the data has them
+(Darcy's coefficient; they come first so the last `C` channels are always the latest frame),
+calls the operator model, optionally adds the model's output to the last frame (residual),
+and undoes the normalisation. With `history=0` the model sees only the static inputs: a steady
+problem, a map from coefficients to the solution.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ class Statistic(nnx.Variable):
 
 
 class Stepper(nnx.Module):
-    """Next frame from the last `history` frames.
+    """Next frame from the last `history` frames and the static inputs.
 
-    window: (B, H, *X, C) physical fields -> (B, *X, C) the next frame. `params` (B, P), the
-    PDE parameters, are passed on to models that use them.
+    window: (B, H, *X, C) physical fields, static: (B, *X, Cs) or None -> (B, *X, C) the next
+    frame. The model gets `Cs + H * C` channels. `params` (B, P), the PDE parameters, are
+    passed on to models that use them.
     """
 
     def __init__(
@@ -34,13 +38,24 @@ class Stepper(nnx.Module):
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
         residual: bool = False,
+        static_channels: int = 0,
+        static_mean: np.ndarray | None = None,
+        static_std: np.ndarray | None = None,
     ):
+        if history == 0 and (residual or static_channels == 0):
+            raise ValueError("a stepper without history needs static inputs and cannot be residual")
         self.model = model
         self.history = history
         self.channels = channels
         self.residual = residual
-        self.mean = Statistic(jnp.zeros(channels) if mean is None else jnp.asarray(mean))
-        self.std = Statistic(jnp.ones(channels) if std is None else jnp.asarray(std))
+        self.static_channels = static_channels
+        self.mean = Statistic(_or(mean, jnp.zeros(channels)))
+        self.std = Statistic(_or(std, jnp.ones(channels)))
+        # None rather than empty arrays, which checkpoints cannot hold.
+        self.static_mean = self.static_std = nnx.data(None)
+        if static_channels:
+            self.static_mean = Statistic(_or(static_mean, jnp.zeros(static_channels)))
+            self.static_std = Statistic(_or(static_std, jnp.ones(static_channels)))
 
     def normalise(self, fields: jax.Array) -> jax.Array:
         return (fields - self.mean[...]) / self.std[...]
@@ -48,24 +63,59 @@ class Stepper(nnx.Module):
     def denormalise(self, fields: jax.Array) -> jax.Array:
         return fields * self.std[...] + self.mean[...]
 
-    def __call__(self, window: jax.Array, *, params: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self,
+        window: jax.Array,
+        *,
+        params: jax.Array | None = None,
+        static: jax.Array | None = None,
+    ) -> jax.Array:
+        if (static is None) != (self.static_channels == 0):
+            raise ValueError(
+                f"expected static inputs with {self.static_channels} channels, got "
+                f"{None if static is None else static.shape}"
+            )
         z = self.normalise(window)
         batch, history, *space, channels = z.shape
         stacked = jnp.moveaxis(z, 1, -2).reshape(batch, *space, history * channels)
+        if static is not None:
+            normalised = (static - self.static_mean[...]) / self.static_std[...]
+            stacked = jnp.concatenate([normalised.astype(stacked.dtype), stacked], axis=-1)
         out = self.model(stacked, params=params)
         if self.residual:
             out = z[:, -1] + out
         return self.denormalise(out)
 
 
+def _or(value: np.ndarray | None, default: jax.Array) -> jax.Array:
+    return default if value is None else jnp.asarray(value)
+
+
+def shift_in(window: jax.Array, frame: jax.Array) -> jax.Array:
+    """The next window: drop the oldest frame of (B, H, *X, C), append `frame` (B, *X, C).
+
+    A window without history frames (a steady problem) stays empty.
+    """
+    if window.shape[1] == 0:
+        return window
+    return jnp.concatenate([window[:, 1:], frame[:, None]], axis=1)
+
+
 def rollout(
-    stepper: Stepper, context: jax.Array, steps: int, *, params: jax.Array | None = None
+    stepper: Stepper,
+    context: jax.Array,
+    steps: int,
+    *,
+    params: jax.Array | None = None,
+    static: jax.Array | None = None,
 ) -> jax.Array:
-    """`steps` frames predicted autoregressively from `context` (B, H, *X, C): (B, steps, *X, C)."""
+    """`steps` frames predicted autoregressively from `context` (B, H, *X, C) and the static
+    inputs (B, *X, Cs): (B, steps, *X, C).
+    """
 
     def advance(window: jax.Array, _) -> tuple[jax.Array, jax.Array]:
-        frame = stepper(window, params=params)
-        return jnp.concatenate([window[:, 1:], frame[:, None]], axis=1), frame
+        frame = stepper(window, params=params, static=static)
+        return shift_in(window, frame), frame
 
     _, frames = jax.lax.scan(advance, context, None, length=steps)
     return jnp.moveaxis(frames, 0, 1)

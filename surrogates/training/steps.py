@@ -19,20 +19,43 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from surrogates.training.stepper import Stepper, rollout
+from surrogates.training.stepper import Stepper, rollout, shift_in
 
 
 def step_loss(kind: str, stepper: Stepper, pred: jax.Array, target: jax.Array) -> jax.Array:
-    """Loss of one predicted frame (B, *X, C): `mse` of the normalised fields (channels weigh
-    equally whatever their units) or `rel_l2`, `||pred - target|| / ||target||` over space
-    per sample and channel, averaged.
+    """Loss of one predicted frame (B, *X, C), averaged over samples and channels:
+
+    - `mse` of the normalised fields (channels weigh equally whatever their units);
+    - `rel_l2`, `||pred - target|| / ||target||` over space per sample and channel;
+    - `h1`, neuraloperator's relative H1 loss: the same ratio with the squared norms of the
+      first derivatives along every axis added, central differences on a periodic grid of
+      spacing `1 / X` per axis (a unit domain).
+
+    A model with a `loss_view` (multi-grid patching without stitching) is scored on its view
+    of both fields.
     """
+    view = getattr(stepper.model, "loss_view", None)
+    if view is not None:
+        pred, target = view(pred), view(target)
     if kind == "mse":
         return jnp.mean(jnp.square(stepper.normalise(pred) - stepper.normalise(target)))
-    space = tuple(range(1, pred.ndim - 1))
-    error = jnp.sqrt(jnp.sum(jnp.square(pred - target), axis=space))
-    norm = jnp.sqrt(jnp.sum(jnp.square(target), axis=space))
-    return jnp.mean(error / (norm + 1e-8))
+    error, norm = _squared_norm(pred - target), _squared_norm(target)
+    if kind == "h1":
+        for axis in range(1, pred.ndim - 1):
+            error = error + _squared_norm(periodic_derivative(pred - target, axis))
+            norm = norm + _squared_norm(periodic_derivative(target, axis))
+    return jnp.mean(jnp.sqrt(error) / (jnp.sqrt(norm) + 1e-8))
+
+
+def _squared_norm(fields: jax.Array) -> jax.Array:
+    """(B, *X, C) -> (B, C), the sum of squares over space."""
+    return jnp.sum(jnp.square(fields), axis=tuple(range(1, fields.ndim - 1)))
+
+
+def periodic_derivative(fields: jax.Array, axis: int) -> jax.Array:
+    """Central difference of `fields` along `axis`, periodic, spacing 1 / size."""
+    size = fields.shape[axis]
+    return (jnp.roll(fields, -1, axis) - jnp.roll(fields, 1, axis)) * (size / 2.0)
 
 
 def rollout_loss(
@@ -44,19 +67,20 @@ def rollout_loss(
     pushforward: bool,
     remat: bool,
     params: jax.Array | None = None,
+    static: jax.Array | None = None,
 ) -> jax.Array:
-    """Mean per-step loss over a curriculum rollout. windows: (B, H + R, *X, C)."""
+    """Mean per-step loss over a curriculum rollout. windows: (B, H + R, *X, C), static:
+    (B, *X, Cs) or None.
+    """
     history = stepper.history
     context, targets = windows[:, :history], jnp.moveaxis(windows[:, history:], 1, 0)
 
     def advance(window: jax.Array, step: tuple[jax.Array, jax.Array]):
         k, target = step
-        pred = stepper(window, params=params)
+        pred = stepper(window, params=params, static=static)
         fed = jax.lax.stop_gradient(pred) if pushforward else pred
         frame = jnp.where(k < n_ar, fed, target)
-        return jnp.concatenate([window[:, 1:], frame[:, None]], axis=1), step_loss(
-            loss, stepper, pred, target
-        )
+        return shift_in(window, frame), step_loss(loss, stepper, pred, target)
 
     if remat:
         advance = jax.checkpoint(advance)
@@ -85,14 +109,15 @@ def make_train_step(
     remat: bool,
     batch_sharding: jax.sharding.Sharding | None = None,
 ) -> Callable:
-    """`step(params, opt_state, rest, fields, param_table, trajectory, start, n_ar)` ->
-    `(params, opt_state, loss)`, compiled once; `params` and `opt_state` are donated.
+    """`step(params, opt_state, rest, fields, param_table, static, trajectory, start, n_ar)`
+    -> `(params, opt_state, loss)`, compiled once; `params` and `opt_state` are donated.
 
     fields: (N, T, *X, C) training trajectories on the device; param_table: (N, P) or None;
-    trajectory, start: (B,) int32 window indices, sharded over the batch.
+    static: (N, *X, Cs) or None; trajectory, start: (B,) int32 window indices, sharded over
+    the batch.
     """
 
-    def loss_of(params, rest, windows, n_ar, pde_params):
+    def loss_of(params, rest, windows, n_ar, pde_params, static):
         stepper = nnx.merge(graphdef, params, rest)
         return rollout_loss(
             stepper,
@@ -102,15 +127,17 @@ def make_train_step(
             pushforward=pushforward,
             remat=remat,
             params=pde_params,
+            static=static,
         )
 
     @partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt_state, rest, fields, param_table, trajectory, start, n_ar):
+    def step(params, opt_state, rest, fields, param_table, static, trajectory, start, n_ar):
         windows = gather_windows(fields, trajectory, start, window)
         if batch_sharding is not None:
             windows = jax.lax.with_sharding_constraint(windows, batch_sharding)
         pde_params = None if param_table is None else param_table[trajectory]
-        value, grads = jax.value_and_grad(loss_of)(params, rest, windows, n_ar, pde_params)
+        static = None if static is None else static[trajectory]
+        value, grads = jax.value_and_grad(loss_of)(params, rest, windows, n_ar, pde_params, static)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, value
 
@@ -118,12 +145,13 @@ def make_train_step(
 
 
 def make_predict(graphdef: nnx.GraphDef) -> Callable:
-    """`predict(params, rest, context, pde_params, steps)` -> (B, steps, *X, C), compiled per
-    (shape, steps). context: (B, H, *X, C).
+    """`predict(params, rest, context, pde_params, static, steps)` -> (B, steps, *X, C),
+    compiled per (shape, steps). context: (B, H, *X, C); static: (B, *X, Cs) or None.
     """
 
-    @partial(jax.jit, static_argnums=(4,))
-    def predict(params, rest, context, pde_params, steps):
-        return rollout(nnx.merge(graphdef, params, rest), context, steps, params=pde_params)
+    @partial(jax.jit, static_argnums=(5,))
+    def predict(params, rest, context, pde_params, static, steps):
+        stepper = nnx.merge(graphdef, params, rest)
+        return rollout(stepper, context, steps, params=pde_params, static=static)
 
     return predict

@@ -174,7 +174,11 @@ def test_recipe_errors_name_the_key(tmp_path: Path, extra: str, message: str):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("pde: heat\nparameters: {}\nfile_name: a.h5\n", r"pde: Input should be 'advection'"),
+        (
+            "pde: heat\nparameters: {}\nfile_name: a.h5\n",
+            r"pde: unknown PDE 'heat' \(one of advection",
+        ),
+        ("pde: burger\nparameters: {}\nfile_name: a.h5\n", r"pde: .*did you mean 'burgers'\?"),
         (
             "pde: burgers\nparameters: {beta: [1.0]}\nfile_name: a.h5\n",
             r"parameters: burgers needs values for Nu, found beta",

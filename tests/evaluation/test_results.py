@@ -234,7 +234,9 @@ def test_comparison_rows_cover_every_experiment_and_model():
     first = random_metrics(labels=("fno", "tfno"), seed=1)
     second = random_metrics(labels=("unet",), names=("nrmse", "rmse", "vrmse"), seed=2)
     results = {
-        "burgers": metrics_dataset(first, channels=CHANNELS),
+        "burgers": metrics_dataset(
+            first, channels=CHANNELS, attrs={"model": "tfno", "parameters": 1234}
+        ),
         "advection": metrics_dataset(second, channels=CHANNELS),
     }
     rows = comparison_rows(results)
@@ -244,7 +246,10 @@ def test_comparison_rows_cover_every_experiment_and_model():
         ("advection", "unet"),
     ]
     # By default only the metrics every experiment has, so that the rows share columns.
-    assert all(list(row) == ["experiment", "model", "rmse", "nrmse", "nrmse_last"] for row in rows)
+    columns = ["experiment", "model", "rmse", "nrmse", "nrmse_last", "params"]
+    assert all(list(row) == columns for row in rows)
+    # The trained model's size, from the results' attributes; unknown for the others.
+    assert [row["params"] for row in rows] == [None, 1234, None]
     inputs = {"burgers": first, "advection": second}
     for row in rows:
         values = inputs[row["experiment"]][row["model"]]

@@ -149,9 +149,113 @@ def test_gather_windows_and_donated_step():
     tx = optax.sgd(0.1)
     step = make_train_step(graphdef, tx, window=4, loss="mse", pushforward=False, remat=False)
     new_params, _, loss = step(
-        params, tx.init(params), rest, fields, None, rows, starts, jnp.asarray(1)
+        params, tx.init(params), rest, fields, None, None, rows, starts, jnp.asarray(1)
     )
     assert float(loss) == pytest.approx(unrolled(0.9, np.asarray(got), 2, 1)[0], rel=1e-5)
     # The parameters were donated: the old buffers are gone, the new ones moved by SGD.
     assert jax.tree.leaves(params)[0].is_deleted()
     assert float(new_params["model"]["a"][...]) != pytest.approx(0.9)
+
+
+def test_h1_loss_matches_the_discrete_derivatives_of_sines():
+    # target sin(2 pi x), error eps sin(6 pi x): sums of squares over a periodic grid of N are
+    # N / 2 for both the sines and the cosines the central differences give, whose amplitudes
+    # are N sin(2 pi k / N) for wavenumber k. Constant along y, so d/dy adds nothing.
+    n, eps = 16, 0.1
+    x = np.arange(n) / n
+    target = np.broadcast_to(np.sin(2 * np.pi * x)[:, None], (n, 8))
+    error = eps * np.broadcast_to(np.sin(6 * np.pi * x)[:, None], (n, 8))
+    as_batch = lambda a: jnp.asarray(a[None, :, :, None], jnp.float32)  # noqa: E731
+    stepper = Stepper(Scale(1), history=1, channels=1)
+    got = step_loss("h1", stepper, as_batch(target + error), as_batch(target))
+    slope = lambda k: n * np.sin(2 * np.pi * k / n)  # noqa: E731
+    expected = eps * np.sqrt(1 + slope(3) ** 2) / np.sqrt(1 + slope(1) ** 2)
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+    # Relative L2 ignores the derivatives: the rougher error weighs less there.
+    assert float(step_loss("rel_l2", stepper, as_batch(target + error), as_batch(target))) == (
+        pytest.approx(eps, rel=1e-4)
+    )
+
+
+def test_h1_loss_is_per_sample_and_channel_against_numpy():
+    rng = np.random.default_rng(4)
+    pred, target = rng.normal(size=(2, 3, 5, 6, 2)).astype(np.float32)
+
+    def squared(a):
+        total = (a**2).sum(axis=(1, 2))
+        for axis in (1, 2):
+            size = a.shape[axis]
+            derivative = (np.roll(a, -1, axis) - np.roll(a, 1, axis)) * size / 2
+            total = total + (derivative**2).sum(axis=(1, 2))
+        return total
+
+    expected = np.mean(np.sqrt(squared(pred - target)) / np.sqrt(squared(target)))
+    stepper = Stepper(Scale(2), history=1, channels=2)
+    assert float(step_loss("h1", stepper, pred, target)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_static_inputs_come_first_and_are_normalised():
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=(2, 2, 5, 1)).astype(np.float32)
+    static = rng.normal(size=(2, 5, 1)).astype(np.float32)
+    # Channels: 0 the static input, 1 and 2 the frames oldest first.
+    stepper = Stepper(
+        Channels(0, 2),
+        history=2,
+        channels=1,
+        static_channels=1,
+        static_mean=[2.0],
+        static_std=[4.0],
+    )
+    with pytest.raises(ValueError, match="expected static inputs with 1 channels"):
+        stepper(jnp.asarray(w))
+    out = np.asarray(stepper(jnp.asarray(w[:, :, :, :1]), static=jnp.asarray(static)))
+    # Output channel 0 is denormalised with the field statistics (0 and 1 here).
+    np.testing.assert_allclose(out[..., 0], (static[..., 0] - 2.0) / 4.0, rtol=1e-6)
+
+
+def test_a_steady_stepper_maps_static_inputs_and_rolls_out_the_same_frame():
+    rng = np.random.default_rng(7)
+    static = rng.normal(size=(3, 6, 1)).astype(np.float32)
+    stepper = Stepper(
+        Scale(1, a=2.0), history=0, channels=1, mean=[1.0], std=[3.0], static_channels=1
+    )
+    context = jnp.zeros((3, 0, 6, 1))
+    frames = np.asarray(rollout(stepper, context, 2, static=jnp.asarray(static)))
+    expected = 2.0 * static * 3.0 + 1.0
+    np.testing.assert_allclose(frames, np.stack([expected, expected], axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="without history needs static inputs"):
+        Stepper(Scale(1), history=0, channels=1)
+    # The loss of a one-step window compares the prediction with the window's only frame.
+    target = rng.normal(size=(3, 1, 6, 1)).astype(np.float32)
+    loss = rollout_loss(
+        stepper,
+        jnp.asarray(target),
+        jnp.asarray(0),
+        loss="mse",
+        pushforward=False,
+        remat=False,
+        static=jnp.asarray(static),
+    )
+    assert float(loss) == pytest.approx(np.mean(((expected - target[:, 0]) / 3.0) ** 2), rel=1e-5)
+
+
+def test_unstitched_multigrid_losses_compare_patches():
+    from surrogates.models.multigrid import Multigrid
+
+    rng = np.random.default_rng(8)
+    pred, target = rng.normal(size=(2, 2, 8, 8, 1)).astype(np.float32)
+    losses = {}
+    for stitching in (True, False):
+        model = Multigrid(Channels(0), levels=1, padding=0.0, stitching=stitching)
+        stepper = Stepper(model, history=1, channels=1)
+        losses[stitching] = float(step_loss("rel_l2", stepper, pred, target))
+    whole = np.sqrt(((pred - target) ** 2).sum(axis=(1, 2))) / np.sqrt((target**2).sum(axis=(1, 2)))
+    assert losses[True] == pytest.approx(np.mean(whole), rel=1e-5)
+    per_patch = [
+        np.sqrt(((pred - target)[:, i : i + 4, j : j + 4] ** 2).sum(axis=(1, 2)))
+        / np.sqrt((target[:, i : i + 4, j : j + 4] ** 2).sum(axis=(1, 2)))
+        for i in (0, 4)
+        for j in (0, 4)
+    ]
+    assert losses[False] == pytest.approx(np.mean(per_patch), rel=1e-5)

@@ -184,5 +184,5 @@ def run_recipe(
     ) as bar:
         for target, values in todo:
             task = bar.add_task(target.name, total=recipe.samples)
-            write_file(target, recipe, values, lambda k, task=task: bar.advance(task, k))
+            recipe.write(target, values, lambda k, task=task: bar.advance(task, k))
     return [target for target, _ in plan]

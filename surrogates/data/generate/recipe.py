@@ -8,9 +8,11 @@ fail with a `RecipeError` naming the key. Defaults are PDEBench's: 1024 cells on
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -134,6 +136,12 @@ class Recipe(StrictModel):
             for values in itertools.product(*self.parameters.values())
         ]
 
+    def write(self, target: Path, values: dict[str, float], advance: Callable[[int], None]) -> None:
+        """Solve the combination `values` into the file `target`, atomically."""
+        from surrogates.data.generate.generator import write_file
+
+        write_file(target, self, values, advance)
+
     def file_settings(self, values: dict[str, float]) -> str:
         """Everything that determines one file's contents, as canonical JSON.
 
@@ -145,6 +153,28 @@ class Recipe(StrictModel):
         return json.dumps(settings, sort_keys=True)
 
 
+def recipe_types() -> dict[str, type[StrictModel]]:
+    """The recipe schema of every PDE the generators solve, by the recipe's `pde` value.
+
+    Every schema offers `samples`, `file_name`, `sweep()`, `file_settings(values)` and
+    `write(target, values, advance)`; the 2D ones live beside their solvers.
+    """
+    types: dict[str, type[StrictModel]] = dict.fromkeys(PDE_PARAMETERS, Recipe)
+    from surrogates.data.generate.darcy import DarcyRecipe
+    from surrogates.data.generate.navier_stokes import NavierStokesRecipe
+
+    types["darcy"] = DarcyRecipe
+    types["ns2d_vorticity"] = NavierStokesRecipe
+    return types
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe; a `RecipeError` names the file and the offending key."""
-    return validate(Recipe, load_yaml(path, RecipeError), str(path), RecipeError)
+    data = load_yaml(path, RecipeError)
+    types = recipe_types()
+    pde = data.get("pde") if isinstance(data, dict) else None
+    if pde not in types:
+        close = difflib.get_close_matches(str(pde), list(types), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"one of {', '.join(types)}"
+        raise RecipeError(f"{path}: pde: unknown PDE {pde!r} ({hint})")
+    return validate(types[pde], data, str(path), RecipeError)

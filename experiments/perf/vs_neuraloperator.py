@@ -1,0 +1,183 @@
+"""Benchmark: FNO and TFNO here against neuraloperator 2.0 (PyTorch), side by side.
+
+Builds the same architecture in both libraries (default: 2D 64x64, 3 channels in, 1 out,
+hidden 32, n_modes (16, 16), 4 layers, batch 16; FNO dense and TFNO Tucker rank 0.1), checks
+that the parameter counts are equal, then measures training steps (Adam, MSE) and inference
+(forward only) of both, alternating the two libraries round by round so that both see the
+same machine state. Prints samples per second of each and the ratio ours / neuraloperator
+(higher is faster here). Needs the `compare` extra:
+
+    .venv/bin/pip install -e ".[compare]"
+    .venv/bin/python experiments/perf/vs_neuraloperator.py [--rounds 5] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from surrogates.models import registry
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One architecture, named as both libraries name its arguments."""
+
+    label: str
+    name: str  # registry name here; neuraloperator class name there
+    arguments: dict
+
+
+def variants(modes: int, hidden: int, layers: int, rank: float) -> list[Variant]:
+    common = {"n_modes": (modes, modes), "hidden_channels": hidden, "n_layers": layers}
+    return [
+        Variant("FNO dense", "fno", common),
+        Variant(f"TFNO Tucker {rank}", "tfno", {**common, "factorization": "tucker", "rank": rank}),
+    ]
+
+
+def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
+    """Compiled train step and forward of our model, and its parameter count."""
+    model = registry.build(
+        variant.name,
+        in_channels=channels[0],
+        out_channels=channels[1],
+        rngs=nnx.Rngs(0),
+        **variant.arguments,
+    )
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = optax.adam(1e-3)
+    opt_state = tx.init(params)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(batch, size, size, channels[0])), jnp.float32)
+    y = jnp.asarray(rng.normal(size=(batch, size, size, channels[1])), jnp.float32)
+
+    def loss_of(params, x, y):
+        return jnp.mean(jnp.square(nnx.merge(graphdef, params, rest)(x) - y))
+
+    @jax.jit
+    def train_step(params, opt_state, x, y):
+        loss, grads = jax.value_and_grad(loss_of)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    @jax.jit
+    def forward(params, x):
+        return nnx.merge(graphdef, params, rest)(x)
+
+    state = {"params": params, "opt": opt_state}
+
+    def train(steps: int) -> None:
+        for _ in range(steps):
+            state["params"], state["opt"], loss = train_step(state["params"], state["opt"], x, y)
+        loss.block_until_ready()
+
+    def infer(steps: int) -> None:
+        for _ in range(steps):
+            out = forward(state["params"], x)
+        out.block_until_ready()
+
+    count = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
+    return train, infer, count
+
+
+def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
+    """neuraloperator's train step and forward of the same architecture, and its count."""
+    import torch
+    from neuralop import models
+    from neuralop.utils import count_model_params
+
+    torch.manual_seed(0)
+    cls = models.TFNO if variant.name == "tfno" else models.FNO
+    model = cls(in_channels=channels[0], out_channels=channels[1], **variant.arguments)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, channels[0], size, size)
+    y = torch.randn(batch, channels[1], size, size)
+
+    def train(steps: int) -> None:
+        model.train()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.mean(torch.square(model(x) - y))
+            loss.backward()
+            optimizer.step()
+
+    def infer(steps: int) -> None:
+        model.eval()
+        with torch.no_grad():
+            for _ in range(steps):
+                model(x)
+
+    return train, infer, count_model_params(model)
+
+
+def alternate(
+    ours_run: Callable[[int], None],
+    theirs_run: Callable[[int], None],
+    *,
+    rounds: int,
+    steps: int,
+) -> tuple[float, float]:
+    """Median seconds per step of each, timed in alternating rounds after one warm-up each."""
+    ours_run(2)
+    theirs_run(2)
+    times: dict[str, list[float]] = {"ours": [], "theirs": []}
+    for _ in range(rounds):
+        for key, run in (("ours", ours_run), ("theirs", theirs_run)):
+            start = time.perf_counter()
+            run(steps)
+            times[key].append((time.perf_counter() - start) / steps)
+    return statistics.median(times["ours"]), statistics.median(times["theirs"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--modes", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--rank", type=float, default=0.1)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds")
+    parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    args = parser.parse_args()
+    import torch
+
+    channels = (3, 1)
+    print(
+        f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device), "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"2D {args.size}x{args.size}, batch {args.batch}, hidden {args.hidden}, "
+        f"n_modes ({args.modes}, {args.modes}), {args.layers} layers"
+    )
+    header = f"{'model':<18} {'params':>9} {'task':<9} {'ours/s':>9} {'theirs/s':>9} {'ratio':>6}"
+    print(header)
+    for variant in variants(args.modes, args.hidden, args.layers, args.rank):
+        our_train, our_infer, our_count = ours(variant, args.batch, args.size, channels)
+        their_train, their_infer, their_count = theirs(variant, args.batch, args.size, channels)
+        if our_count != their_count:
+            raise SystemExit(
+                f"{variant.label}: {our_count} parameters here, {their_count} in neuraloperator"
+            )
+        for task, mine, other in (
+            ("train", our_train, their_train),
+            ("inference", our_infer, their_infer),
+        ):
+            fast, slow = alternate(mine, other, rounds=args.rounds, steps=args.steps)
+            print(
+                f"{variant.label:<18} {our_count:>9} {task:<9} {args.batch / fast:>9.1f} "
+                f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
