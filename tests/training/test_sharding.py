@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from tiny_runs import experiment_yaml
 
 SCRIPT = textwrap.dedent(
@@ -43,9 +44,22 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_sharded_step_equals_single_device_step(burgers_file, tmp_path):
+# Multi-grid patches are a batch axis: they shard over the devices like the batch.
+MULTIGRID = """\
+model:
+  name: tfno
+  n_modes: [8]
+  hidden_channels: 8
+  n_layers: 2
+  multigrid: {levels: 2, padding: 0.125}
+"""
+
+
+@pytest.mark.parametrize("model", [None, MULTIGRID], ids=["fno", "multigrid_tfno"])
+def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, model):
     experiment = tmp_path / "exp.yaml"
-    experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs"))
+    sections = {} if model is None else {"model": model}
+    experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs", **sections))
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
