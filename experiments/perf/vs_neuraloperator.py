@@ -5,7 +5,9 @@ hidden 32, n_modes (16, 16), 4 layers, batch 16; FNO dense and TFNO Tucker rank 
 that the parameter counts are equal, then measures training steps (Adam, MSE) and inference
 (forward only) of both, alternating the two libraries round by round so that both see the
 same machine state. Prints samples per second of each and the ratio ours / neuraloperator
-(higher is faster here). Needs the `compare` extra:
+(higher is faster here). The header shows the machine's load average: PyTorch's CPU throughput
+drops far more than XLA's when other processes compete for the cores (over ten times on a busy
+2-core machine), so ratios measured under load overstate ours. Needs the `compare` extra:
 
     .venv/bin/pip install -e ".[compare]"
     .venv/bin/python experiments/perf/vs_neuraloperator.py [--rounds 5] [--steps 10]
@@ -14,6 +16,7 @@ same machine state. Prints samples per second of each and the ratio ours / neura
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -126,13 +129,20 @@ def alternate(
     *,
     rounds: int,
     steps: int,
+    pause: float,
 ) -> tuple[float, float]:
-    """Median seconds per step of each, timed in alternating rounds after one warm-up each."""
+    """Median seconds per step of each, timed in alternating rounds after one warm-up each.
+
+    Each round starts after `pause` seconds of idling: the threads of one library keep
+    spinning for a while after its last operation (PyTorch's OpenMP pool does), and would
+    otherwise slow down the round of the other that follows.
+    """
     ours_run(2)
     theirs_run(2)
     times: dict[str, list[float]] = {"ours": [], "theirs": []}
     for _ in range(rounds):
         for key, run in (("ours", ours_run), ("theirs", theirs_run)):
+            time.sleep(pause)
             start = time.perf_counter()
             run(steps)
             times[key].append((time.perf_counter() - start) / steps)
@@ -149,6 +159,9 @@ def main() -> None:
     parser.add_argument("--rank", type=float, default=0.1)
     parser.add_argument("--rounds", type=int, default=5, help="alternating timed rounds")
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
+    parser.add_argument(
+        "--pause", type=float, default=1.0, help="seconds of idling before each timed round"
+    )
     args = parser.parse_args()
     import torch
 
@@ -157,7 +170,8 @@ def main() -> None:
         f"jax {jax.__version__} ({jax.default_backend()}, {jax.device_count()} device), "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
         f"2D {args.size}x{args.size}, batch {args.batch}, hidden {args.hidden}, "
-        f"n_modes ({args.modes}, {args.modes}), {args.layers} layers"
+        f"n_modes ({args.modes}, {args.modes}), {args.layers} layers; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
     header = f"{'model':<18} {'params':>9} {'task':<9} {'ours/s':>9} {'theirs/s':>9} {'ratio':>6}"
     print(header)
@@ -172,7 +186,9 @@ def main() -> None:
             ("train", our_train, their_train),
             ("inference", our_infer, their_infer),
         ):
-            fast, slow = alternate(mine, other, rounds=args.rounds, steps=args.steps)
+            fast, slow = alternate(
+                mine, other, rounds=args.rounds, steps=args.steps, pause=args.pause
+            )
             print(
                 f"{variant.label:<18} {our_count:>9} {task:<9} {args.batch / fast:>9.1f} "
                 f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}"

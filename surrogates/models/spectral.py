@@ -8,10 +8,17 @@ channel-mixing matrix per mode and drops every other mode:
 with `norm="forward"` both ways, so a Fourier coefficient is the grid average of the field times
 the conjugate mode. That makes coefficients of a smooth field (nearly) independent of the grid,
 which is what lets one set of weights run at any resolution.
+
+The transforms are either FFTs (full spectrum, then the kept block sliced out) or, when the
+kept modes are few for the grid, truncated DFTs: one matrix product per axis that computes only
+the kept modes (and, inverse, sums only them), with matrices built with NumPy from the static
+shapes at trace time, so any grid still works. Both give the same function to float32
+rounding; `_dft_by_matmul` picks the cheaper one.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Literal, get_args
@@ -183,9 +190,16 @@ class SpectralConv(nnx.Module):
                 f"axes, got shape {x.shape}"
             )
         windows = self._windows(grid)
-        x_modes = self._kept_modes(x, windows)
         weight_window = tuple(slice(w, w + n) for _, w, n in windows)
-        y = self._inverse(self._contract(x_modes, weight_window), grid, windows)
+        # XLA's FFTs take nothing below float32, and a DFT in half precision would be far
+        # less accurate than the weights it feeds.
+        x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        if _dft_by_matmul(grid, windows):
+            kept_modes, inverse = _kept_modes_by_matmul, _inverse_by_matmul
+        else:
+            kept_modes, inverse = _kept_modes_by_fft, _inverse_by_fft
+        y_modes = self._contract(kept_modes(x, grid, windows), weight_window)
+        y = inverse(y_modes, grid, windows)
         if self.bias is not None:
             y = y + self.bias[...]
         return y
@@ -203,14 +217,6 @@ class SpectralConv(nnx.Module):
         windows.append((0, 0, min(grid[-1] // 2 + 1, self.n_modes[-1] // 2 + 1)))
         return tuple(windows)
 
-    def _kept_modes(self, x: jax.Array, windows: Sequence[_AxisWindow]) -> jax.Array:
-        """x: (B, *X, Cin) real -> the kept Fourier coefficients (B, *K, Cin), complex."""
-        spatial = tuple(range(1, x.ndim - 1))
-        x_hat = jnp.fft.rfftn(x, axes=spatial, norm="forward")
-        x_hat = jnp.fft.fftshift(x_hat, axes=spatial[:-1])
-        index = tuple(slice(start, start + n) for start, _, n in windows)
-        return x_hat[(slice(None), *index)]
-
     def _contract(self, x_modes: jax.Array, weight_window: tuple[slice, ...]) -> jax.Array:
         """Mix channels mode by mode: (B, *K, Cin) -> (B, *K, Cout), both complex.
 
@@ -220,22 +226,6 @@ class SpectralConv(nnx.Module):
         if self.implementation == "factorized":
             return weight.contract(x_modes, weight_window)
         return contract_dense(x_modes, weight.reconstruct(weight_window), separable=self.separable)
-
-    def _inverse(
-        self, y_modes: jax.Array, grid: Sequence[int], windows: Sequence[_AxisWindow]
-    ) -> jax.Array:
-        """Kept modes (B, *K, Cout) -> the real field (B, *X, Cout) on `grid`."""
-        spatial = tuple(range(1, len(grid) + 1))
-        spectrum_shape = (*grid[:-1], grid[-1] // 2 + 1)
-        pads = [(0, 0)]
-        for (start, _, n), size in zip(windows, spectrum_shape, strict=True):
-            pads.append((start, size - start - n))
-        pads.append((0, 0))
-        y_hat = jnp.fft.ifftshift(jnp.pad(y_modes, pads), axes=spatial[:-1])
-        if len(grid) > 1:
-            y_hat = jnp.fft.ifftn(y_hat, axes=spatial[:-1], norm="forward")
-        y_hat = jax.lax.complex(y_hat.real, y_hat.imag * _imag_keep(grid[-1])[:, None])
-        return jnp.fft.irfft(y_hat, n=grid[-1], axis=-2, norm="forward")
 
 
 def _mode_counts(n_modes: Sequence[int], argument: str) -> tuple[int, ...]:
@@ -265,3 +255,248 @@ def _imag_keep(size: int) -> np.ndarray:
     if size % 2 == 0:
         keep[-1] = 0.0
     return keep
+
+
+# Truncated DFTs as matrix products pay off while they need at most this many multiply-adds
+# per flop of the FFTs they replace (see `_dft_by_matmul`).
+_MATMUL_TO_FFT_COST = 5.0
+
+
+def _dft_by_matmul(grid: Sequence[int], windows: Sequence[_AxisWindow]) -> bool:
+    """Whether truncated DFTs as matrix products are cheaper here than FFTs.
+
+    Per batch entry and channel, forward and inverse each take, for every axis `a`, a
+    `(2 K_a) x (2 X_a)` product (half as wide for the real end) on each point of the other
+    axes (kept modes before `a`, grid points after it); an FFT of `N` points takes about
+    `2.5 N log2 N` flops each way, plus transposes that bring each axis last. Timed with XLA
+    on a 2-core CPU (1D to 3D grids of 32 to 4096 points per axis, forward and gradient), the
+    products were faster whenever they needed at most `_MATMUL_TO_FFT_COST` times the FFT's
+    flops and slower beyond: on 64 x 64 up to about 45 of the 64 modes per axis, on 256 x 256
+    up to about 90, on 1024 points up to about 200. So few kept modes (FNO's usual 12 to 32)
+    use products, keeping most of a grid's modes uses FFTs.
+    """
+    kept = [n for _, _, n in windows]
+    products = 0
+    for axis, size in enumerate(grid):
+        width = size if axis == 0 else 2 * size
+        products += 2 * kept[axis] * width * math.prod(kept[:axis]) * math.prod(grid[axis + 1 :])
+    points = math.prod(grid)
+    fft_flops = 2.5 * points * math.log2(points)
+    return 2 * products <= _MATMUL_TO_FFT_COST * 2 * fft_flops
+
+
+def _kept_modes_by_fft(
+    x: jax.Array, grid: Sequence[int], windows: Sequence[_AxisWindow]
+) -> jax.Array:
+    """x: (B, *X, Cin) real -> the kept Fourier coefficients (B, *K, Cin), complex."""
+    spatial = tuple(range(1, x.ndim - 1))
+    x_hat = jnp.fft.rfftn(x, axes=spatial, norm="forward")
+    x_hat = jnp.fft.fftshift(x_hat, axes=spatial[:-1])
+    index = tuple(slice(start, start + n) for start, _, n in windows)
+    return x_hat[(slice(None), *index)]
+
+
+def _inverse_by_fft(
+    y_modes: jax.Array, grid: Sequence[int], windows: Sequence[_AxisWindow]
+) -> jax.Array:
+    """Kept modes (B, *K, Cout) complex -> the real field (B, *X, Cout) on `grid`."""
+    spatial = tuple(range(1, len(grid) + 1))
+    spectrum_shape = (*grid[:-1], grid[-1] // 2 + 1)
+    pads = [(0, 0)]
+    for (start, _, n), size in zip(windows, spectrum_shape, strict=True):
+        pads.append((start, size - start - n))
+    pads.append((0, 0))
+    y_hat = jnp.fft.ifftshift(jnp.pad(y_modes, pads), axes=spatial[:-1])
+    if len(grid) > 1:
+        y_hat = jnp.fft.ifftn(y_hat, axes=spatial[:-1], norm="forward")
+    y_hat = jax.lax.complex(y_hat.real, y_hat.imag * _imag_keep(grid[-1])[:, None])
+    return jnp.fft.irfft(y_hat, n=grid[-1], axis=-2, norm="forward")
+
+
+def _kept_modes_by_matmul(
+    x: jax.Array, grid: Sequence[int], windows: Sequence[_AxisWindow]
+) -> jax.Array:
+    """x: (B, *X, Cin) real -> the kept Fourier coefficients (B, *K, Cin), complex.
+
+    Axis by axis from the first, each product turns the axis, together with the axis of
+    real and imaginary parts just before it (none for the real input), into its kept modes
+    followed by a new part axis: (B, *K[:a], 2, X_a, *X[a+1:], C) -> (B, *K[:a+1], 2,
+    *X[a+1:], C). The contracted axes are always adjacent and everything after them one
+    contiguous block, so no product needs a transpose.
+
+    The first product, which reads the whole field, computes only the non-negative
+    frequencies: the first axis' transform of a real field has d(-f) = conj(d(f)). The
+    second product then also takes each of them conjugated (the same matrix with the
+    imaginary columns negated, as more rows), and the negative frequencies are picked from
+    those rows, a rearrangement of small arrays.
+    """
+    batch, channels = x.shape[0], x.shape[-1]
+    kept = tuple(n for _, _, n in windows)
+    first, count = _kept_frequencies(grid, windows, 0)
+    mirror = len(grid) > 1 and first < 0
+    if mirror:
+        top = max(-first, first + count - 1)
+        y = _left_multiply(
+            _forward_dft(grid[0], 0, top + 1, real=True), x.reshape(batch, grid[0], -1)
+        )
+        matrix = _forward_dft(grid[1], *_kept_frequencies(grid, windows, 1), real=False)
+        conjugated = matrix * np.repeat([1.0, -1.0], grid[1])
+        y = _left_multiply(
+            np.concatenate([matrix, conjugated]), y.reshape(batch * (top + 1), 2 * grid[1], -1)
+        )
+        y = y.reshape(batch, top + 1, 2, kept[1], 2, *grid[2:], channels)
+        # Frequencies first .. -1 are the conjugates of -first .. 1, then 0 .. first + count - 1.
+        y = jnp.concatenate([y[:, -first:0:-1, 1], y[:, : first + count, 0]], axis=1)
+        done = 2
+    else:
+        y, done = x, 0
+    for axis in range(done, len(grid)):
+        size = grid[axis]
+        matrix = _forward_dft(size, *_kept_frequencies(grid, windows, axis), real=axis == 0)
+        lead = (batch, *kept[:axis])
+        y = _left_multiply(matrix, y.reshape(math.prod(lead), matrix.shape[1], -1))
+        y = y.reshape(*lead, kept[axis], 2, *grid[axis + 1 :], channels)
+    return jax.lax.complex(y[..., 0, :], y[..., 1, :])
+
+
+def _inverse_by_matmul(
+    y_modes: jax.Array, grid: Sequence[int], windows: Sequence[_AxisWindow]
+) -> jax.Array:
+    """Kept modes (B, *K, Cout) complex -> the real field (B, *X, Cout) on `grid`.
+
+    The forward steps run backwards, last axis first: (B, *K[:a+1], 2, *X[a+1:], C) ->
+    (B, *K[:a], 2, *X[a:], C), the first axis giving the real part only. The output is the
+    real part of the kept half spectrum summed with the rfft axis' DC and Nyquist terms
+    counted once and the others twice, which is what the FFT path computes.
+    """
+    batch, channels = y_modes.shape[0], y_modes.shape[-1]
+    kept = y_modes.shape[1:-1]
+    n_axes = len(grid)
+    y = jnp.stack([y_modes.real, y_modes.imag], axis=-2)
+    for axis in reversed(range(n_axes)):
+        matrix = _inverse_dft(
+            grid[axis],
+            *_kept_frequencies(grid, windows, axis),
+            half_spectrum=axis == n_axes - 1,
+            real=axis == 0,
+        )
+        lead = (batch, *kept[:axis])
+        y = _left_multiply(matrix, y.reshape(math.prod(lead), matrix.shape[1], -1))
+        y = y.reshape(*lead, *((2,) if axis else ()), *grid[axis:], channels)
+    return y
+
+
+def _kept_frequencies(
+    grid: Sequence[int], windows: Sequence[_AxisWindow], axis: int
+) -> tuple[int, int]:
+    """The lowest kept frequency of `axis` and the number kept (consecutive frequencies)."""
+    start, _, count = windows[axis]
+    if axis == len(grid) - 1:
+        return 0, count
+    return start - grid[axis] // 2, count
+
+
+def _left_multiply(matrix: np.ndarray, x: jax.Array) -> jax.Array:
+    """matrix (R, N) times every slab of x (P, N, Q) -> (P, R, Q), in x's dtype.
+
+    The gradient is the same kind of product with the transposed matrix (a constant, so
+    only x gets one). Left to autodiff, the transpose of the broadcast product below became
+    a batched product contracting the matrix's first axis, which XLA on CPU runs through a
+    slow generic kernel: about a tenth of an FNO training step at 64 x 64.
+    """
+    transposed = _frozen(np.ascontiguousarray(matrix.T))
+
+    @jax.custom_vjp
+    def product(x: jax.Array) -> jax.Array:
+        return _slab_product(matrix, x)
+
+    def forward(x: jax.Array) -> tuple[jax.Array, None]:
+        return _slab_product(matrix, x), None
+
+    def backward(_: None, g: jax.Array) -> tuple[jax.Array]:
+        return (_slab_product(transposed, g),)
+
+    product.defvjp(forward, backward)
+    return product(x)
+
+
+def _slab_product(matrix: np.ndarray, x: jax.Array) -> jax.Array:
+    """matrix (R, N) times every slab of x (P, N, Q) -> (P, R, Q), at full precision.
+
+    Full precision because TF32 on a GPU would cost the transforms their float32 accuracy.
+    """
+    rows, cols = matrix.shape
+    slabs, _, width = x.shape
+    m = jnp.asarray(matrix, x.dtype)
+    precision = jax.lax.Precision.HIGHEST
+    if rows * cols <= (rows + cols) * width:
+        # A batched product over the slabs with the matrix broadcast to each reads x as it
+        # lies. Without the broadcast XLA puts the slabs side by side for one product, which
+        # transposes x and the result: dearer unless the slabs are narrow next to the matrix.
+        return jax.lax.dot_general(
+            jnp.broadcast_to(m, (slabs, rows, cols)),
+            x,
+            (((2,), (1,)), ((0,), (0,))),
+            precision=precision,
+        )
+    return jnp.matmul(m, x, precision=precision)
+
+
+def _phases(size: int, first: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of `2 pi f n / size`, (count, size), for f = first .. first + count - 1.
+
+    Angles are reduced modulo a full turn in integers, and the sines at 0 and half a turn
+    are exact zeros, so DC and Nyquist modes stay exactly real.
+    """
+    turns = np.outer(np.arange(first, first + count), np.arange(size)) % size
+    angle = 2.0 * np.pi * turns / size
+    cos, sin = np.cos(angle), np.sin(angle)
+    sin[(turns == 0) | (2 * turns == size)] = 0.0
+    return cos, sin
+
+
+@functools.lru_cache(maxsize=256)
+def _forward_dft(size: int, first: int, count: int, *, real: bool) -> np.ndarray:
+    """DFT (`norm="forward"`) of `count` frequencies from `first` on `size` points.
+
+    Rows are (frequency, part), columns (part, point), parts real then imaginary: a
+    (2 count, 2 size) matrix, or (2 count, size) taking only the real part of the input.
+    """
+    cos, sin = _phases(size, first, count)
+    matrix = np.empty((count, 2, 2, size))
+    # (a + ib) e^{-i t} = (a cos t + b sin t) + i (b cos t - a sin t)
+    matrix[:, 0, 0], matrix[:, 0, 1] = cos, sin
+    matrix[:, 1, 0], matrix[:, 1, 1] = -sin, cos
+    if real:
+        matrix = matrix[:, :, :1]
+    return _frozen(matrix.reshape(2 * count, -1) / size)
+
+
+@functools.lru_cache(maxsize=256)
+def _inverse_dft(
+    size: int, first: int, count: int, *, half_spectrum: bool, real: bool
+) -> np.ndarray:
+    """Inverse of `_forward_dft` (unnormalised, as `norm="forward"`), summing only its modes.
+
+    Rows are (part, point), columns (frequency, part): a (2 size, 2 count) matrix, or
+    (size, 2 count) giving only the real part. With `half_spectrum` (the rfft axis) every
+    mode but DC and Nyquist also stands for its conjugate and counts twice.
+    """
+    cos, sin = _phases(size, first, count)
+    if half_spectrum:
+        freqs = np.arange(first, first + count)[:, None]
+        twice = np.where((freqs == 0) | (2 * freqs == size), 1.0, 2.0)
+        cos, sin = cos * twice, sin * twice
+    matrix = np.empty((2, size, count, 2))
+    # (a + ib) e^{i t} = (a cos t - b sin t) + i (a sin t + b cos t)
+    matrix[0, ..., 0], matrix[0, ..., 1] = cos.T, -sin.T
+    matrix[1, ..., 0], matrix[1, ..., 1] = sin.T, cos.T
+    if real:
+        matrix = matrix[:1]
+    return _frozen(matrix.reshape(-1, 2 * count))
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """`array`, read-only, as cached matrices are shared."""
+    array.flags.writeable = False
+    return array

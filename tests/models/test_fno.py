@@ -12,7 +12,7 @@ from flax import nnx
 
 from surrogates.errors import ModelError
 from surrogates.models import FNO
-from surrogates.models.fno import grid_embedding
+from surrogates.models.fno import ACTIVATIONS, apply_blocks, grid_embedding
 
 # One compilation per model structure and input shape, instead of one per operation.
 apply = nnx.jit(lambda model, x: model(x))
@@ -35,6 +35,18 @@ def filled_fno(*args, seed: int = 0, **kwargs) -> FNO:
         lambda leaf: jnp.asarray(0.3 * rng.normal(size=leaf.shape), leaf.dtype), state
     )
     return nnx.merge(graphdef, state)
+
+
+def test_gelu_is_torchs_erf_form_and_matches_jax_exact_gelu():
+    gelu = jax.jit(ACTIVATIONS["gelu"])
+    x = np.linspace(-16.0, 16.0, 200_001, dtype=np.float32)
+    y = np.asarray(gelu(jnp.asarray(x)))
+    x64 = x.astype(np.float64)
+    expected = 0.5 * x64 * (1 + np.asarray([math.erf(v) for v in x64 / math.sqrt(2)]))
+    np.testing.assert_allclose(y, expected, rtol=0, atol=1.5e-6)
+    jax_exact = np.asarray(jax.nn.gelu(jnp.asarray(x), approximate=False))
+    np.testing.assert_allclose(y, jax_exact, rtol=0, atol=1e-6)
+    assert gelu(jnp.ones(3, jnp.bfloat16)).dtype == jnp.bfloat16
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +207,40 @@ def test_every_parameter_gets_a_gradient(model):
     grads = nnx.jit(nnx.grad(loss))(model)
     for path, grad in nnx.to_flat_state(grads):
         assert np.any(np.asarray(grad[...]) != 0), path
+
+
+def unrolled(blocks, x):
+    for block in blocks:
+        x = block(x)
+    return x
+
+
+@pytest.mark.parametrize("different_block", [None, 0, 1, 2])
+def test_scanned_blocks_match_unrolled_ones_in_values_and_gradients(different_block):
+    fno = filled_fno((6, 6), 3, 2, 8, n_layers=4, max_n_modes=(6, 6), seed=7)
+    if different_block is not None:
+        # A block with other static data splits the run of alike blocks around it.
+        fno.blocks[different_block].spectral.set_n_modes((4, 4))
+    blocks = list(fno.blocks)
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 12, 10, 8)), jnp.float32)
+    np.testing.assert_allclose(
+        np.asarray(jax.jit(apply_blocks)(blocks, x)),
+        np.asarray(jax.jit(unrolled)(blocks, x)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+    def loss(run, params):
+        return jnp.sum(jnp.sin(run(nnx.merge(graphdef, params), x)))
+
+    graphdef, params = nnx.split(fno.blocks)
+    scanned = jax.jit(jax.grad(lambda p: loss(lambda b, h: apply_blocks(list(b), h), p)))(params)
+    expected = jax.jit(jax.grad(lambda p: loss(lambda b, h: unrolled(list(b), h), p)))(params)
+    for got, want in zip(jax.tree.leaves(scanned), jax.tree.leaves(expected), strict=True):
+        # Float32 sums in another order: compare against each gradient's own scale.
+        np.testing.assert_allclose(
+            np.asarray(got), np.asarray(want), rtol=0, atol=1e-4 * np.abs(want).max()
+        )
 
 
 def test_jit_matches_eager_and_params_are_ignored(model):

@@ -1,13 +1,27 @@
-"""SpectralConv against a NumPy float64 reference written from the definition, plus exact cases."""
+"""SpectralConv against a NumPy float64 reference written from the definition, plus exact cases.
+
+Every test runs twice, once with FFTs and once with truncated DFTs as matrix products.
+"""
 
 from __future__ import annotations
+
+import sys
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from surrogates.models import SpectralConv
+from surrogates.models import SpectralConv, spectral
+
+
+@pytest.fixture(autouse=True, params=["fft", "matmul"])
+def transform(request, monkeypatch) -> str:
+    """Force one way of transforming, whatever `spectral._dft_by_matmul` would pick."""
+    monkeypatch.setattr(spectral, "_dft_by_matmul", lambda grid, windows: request.param == "matmul")
+    # A fresh jit, so that nothing traced with the other way is reused.
+    monkeypatch.setattr(sys.modules[__name__], "apply", nnx.jit(lambda conv, x: conv(x)))
+    return request.param
 
 
 def kept_frequencies(size: int, modes: int, last: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +129,16 @@ def test_matches_numpy_reference(grid, n_modes):
     assert y.dtype == jnp.float32
     expected = reference(x.astype(np.float64), *weights_of(conv), n_modes)
     np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_half_precision_input_is_transformed_in_float32():
+    conv = conv_with(3, 2, (6, 5))
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 12, 10, 3)), jnp.bfloat16)
+    y = apply(conv, x)
+    assert y.dtype == jnp.float32
+    np.testing.assert_allclose(
+        np.asarray(y), np.asarray(apply(conv, x.astype(jnp.float32))), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_initialisation():
