@@ -140,6 +140,9 @@ class CurriculumSpec(StrictModel):
 class TrainSpec(StrictModel):
     epochs: Positive = 10
     batch_size: Positive = 32
+    # The step runs the batch as this many equal micro-batches and averages their gradients:
+    # the same update, with each micro-batch's activations small enough to stay in cache.
+    micro_batches: Positive = 1
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     loss: Literal["mse", "rel_l2", "h1"] = "mse"
@@ -151,6 +154,14 @@ class TrainSpec(StrictModel):
     incremental: IncrementalSpec | None = None
     checkpoint_every: Positive = 1
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _micro_batches_divide(self) -> TrainSpec:
+        if self.batch_size % self.micro_batches:
+            raise ValueError(
+                f"micro_batches ({self.micro_batches}) must divide batch_size ({self.batch_size})"
+            )
+        return self
 
 
 class EvalSpec(StrictModel):

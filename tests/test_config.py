@@ -79,6 +79,10 @@ def test_overrides_create_sections_and_reject_bad_syntax():
         (["eval.metrics=[nrsme]"], r"eval\.metrics\.0: Input should be 'rmse'"),
         (["data.split.val=0.5", "data.split.test=0.5"], r"data\.split: val \+ test must leave"),
         (
+            ["train.batch_size=6", "train.micro_batches=4"],
+            r"train: micro_batches \(4\) must divide batch_size \(6\)",
+        ),
+        (
             ["model.n_mode=[8]"],
             r"model\.n_mode: unknown argument of fno \(did you mean 'n_modes'\?\)",
         ),

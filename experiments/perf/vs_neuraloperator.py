@@ -4,10 +4,13 @@ Builds the same architecture in both libraries (default: 2D 64x64, 3 channels in
 hidden 32, n_modes (16, 16), 4 layers, batch 16; FNO dense and TFNO Tucker rank 0.1), checks
 that the parameter counts are equal, then measures training steps (Adam, MSE) and inference
 (forward only) of both, alternating the two libraries round by round so that both see the
-same machine state. Prints samples per second of each and the ratio ours / neuraloperator
-(higher is faster here). The header shows the machine's load average: PyTorch's CPU throughput
-drops far more than XLA's when other processes compete for the cores (over ten times on a busy
-2-core machine), so ratios measured under load overstate ours. Needs the `compare` extra:
+same machine state. Training is timed with the batch taken whole ("train in 1") and as 2 and 4
+micro-batches whose gradients are accumulated ("train in 2", "train in 4"; the same update),
+in both libraries alike: `train.micro_batches` of the engine. Prints samples per second of
+each and the ratio ours / neuraloperator (higher is faster here). The header shows the
+machine's load average: PyTorch's CPU throughput drops far more than XLA's when other
+processes compete for the cores (over ten times on a busy 2-core machine), so ratios measured
+under load overstate ours. Needs the `compare` extra:
 
     .venv/bin/pip install -e ".[compare]"
     .venv/bin/python experiments/perf/vs_neuraloperator.py [--rounds 5] [--steps 10]
@@ -21,6 +24,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +33,7 @@ import optax
 from flax import nnx
 
 from surrogates.models import registry
+from surrogates.training.steps import micro_batched_value_and_grad
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,10 @@ def variants(modes: int, hidden: int, layers: int, rank: float) -> list[Variant]
     ]
 
 
-def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
-    """Compiled train step and forward of our model, and its parameter count."""
+def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches):
+    """Compiled train steps (one per micro-batch count) and forward of our model, and its
+    parameter count.
+    """
     model = registry.build(
         variant.name,
         in_channels=channels[0],
@@ -64,12 +71,12 @@ def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
     x = jnp.asarray(rng.normal(size=(batch, size, size, channels[0])), jnp.float32)
     y = jnp.asarray(rng.normal(size=(batch, size, size, channels[1])), jnp.float32)
 
-    def loss_of(params, x, y):
+    def loss_of(params, batch):
+        x, y = batch
         return jnp.mean(jnp.square(nnx.merge(graphdef, params, rest)(x) - y))
 
-    @jax.jit
-    def train_step(params, opt_state, x, y):
-        loss, grads = jax.value_and_grad(loss_of)(params, x, y)
+    def train_step(params, opt_state, x, y, *, parts: int):
+        loss, grads = micro_batched_value_and_grad(loss_of, parts)(params, (x, y))
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -79,10 +86,15 @@ def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
 
     state = {"params": params, "opt": opt_state}
 
-    def train(steps: int) -> None:
-        for _ in range(steps):
-            state["params"], state["opt"], loss = train_step(state["params"], state["opt"], x, y)
-        loss.block_until_ready()
+    def trainer(parts: int) -> Callable[[int], None]:
+        compiled = jax.jit(partial(train_step, parts=parts))
+
+        def train(steps: int) -> None:
+            for _ in range(steps):
+                state["params"], state["opt"], loss = compiled(state["params"], state["opt"], x, y)
+            loss.block_until_ready()
+
+        return train
 
     def infer(steps: int) -> None:
         for _ in range(steps):
@@ -90,11 +102,13 @@ def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
         out.block_until_ready()
 
     count = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
-    return train, infer, count
+    return {parts: trainer(parts) for parts in micro_batches}, infer, count
 
 
-def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
-    """neuraloperator's train step and forward of the same architecture, and its count."""
+def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches):
+    """neuraloperator's train steps (gradients accumulated over each count of micro-batches)
+    and forward of the same architecture, and its count.
+    """
     import torch
     from neuralop import models
     from neuralop.utils import count_model_params
@@ -106,13 +120,17 @@ def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
     x = torch.randn(batch, channels[0], size, size)
     y = torch.randn(batch, channels[1], size, size)
 
-    def train(steps: int) -> None:
-        model.train()
-        for _ in range(steps):
-            optimizer.zero_grad(set_to_none=True)
-            loss = torch.mean(torch.square(model(x) - y))
-            loss.backward()
-            optimizer.step()
+    def trainer(parts: int) -> Callable[[int], None]:
+        def train(steps: int) -> None:
+            model.train()
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                for x_part, y_part in zip(x.chunk(parts), y.chunk(parts), strict=True):
+                    loss = torch.mean(torch.square(model(x_part) - y_part)) / parts
+                    loss.backward()
+                optimizer.step()
+
+        return train
 
     def infer(steps: int) -> None:
         model.eval()
@@ -120,7 +138,7 @@ def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int]):
             for _ in range(steps):
                 model(x)
 
-    return train, infer, count_model_params(model)
+    return {parts: trainer(parts) for parts in micro_batches}, infer, count_model_params(model)
 
 
 def alternate(
@@ -162,6 +180,13 @@ def main() -> None:
     parser.add_argument(
         "--pause", type=float, default=1.0, help="seconds of idling before each timed round"
     )
+    parser.add_argument(
+        "--micro-batches",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="training steps to time: the batch as this many micro-batches, in both libraries",
+    )
     args = parser.parse_args()
     import torch
 
@@ -173,24 +198,25 @@ def main() -> None:
         f"n_modes ({args.modes}, {args.modes}), {args.layers} layers; "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
-    header = f"{'model':<18} {'params':>9} {'task':<9} {'ours/s':>9} {'theirs/s':>9} {'ratio':>6}"
+    header = f"{'model':<18} {'params':>9} {'task':<12} {'ours/s':>9} {'theirs/s':>9} {'ratio':>6}"
     print(header)
     for variant in variants(args.modes, args.hidden, args.layers, args.rank):
-        our_train, our_infer, our_count = ours(variant, args.batch, args.size, channels)
-        their_train, their_infer, their_count = theirs(variant, args.batch, args.size, channels)
+        parts = args.micro_batches
+        our_train, our_infer, our_count = ours(variant, args.batch, args.size, channels, parts)
+        their_train, their_infer, their_count = theirs(
+            variant, args.batch, args.size, channels, parts
+        )
         if our_count != their_count:
             raise SystemExit(
                 f"{variant.label}: {our_count} parameters here, {their_count} in neuraloperator"
             )
-        for task, mine, other in (
-            ("train", our_train, their_train),
-            ("inference", our_infer, their_infer),
-        ):
+        tasks = [(f"train in {m}", our_train[m], their_train[m]) for m in parts]
+        for task, mine, other in [*tasks, ("inference", our_infer, their_infer)]:
             fast, slow = alternate(
                 mine, other, rounds=args.rounds, steps=args.steps, pause=args.pause
             )
             print(
-                f"{variant.label:<18} {our_count:>9} {task:<9} {args.batch / fast:>9.1f} "
+                f"{variant.label:<18} {our_count:>9} {task:<12} {args.batch / fast:>9.1f} "
                 f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}"
             )
 

@@ -283,6 +283,7 @@ class Session:
             pushforward=train.pushforward,
             remat=train.remat,
             batch_sharding=sharding.batch_sharded(self.mesh),
+            micro_batches=train.micro_batches,
         )
         self.predict = make_predict(self.model.graphdef)
 

@@ -55,10 +55,25 @@ model:
 """
 
 
-@pytest.mark.parametrize("model", [None, MULTIGRID], ids=["fno", "multigrid_tfno"])
-def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, model):
+# Micro-batches take every other entry: one of each device's two per part.
+MICRO_BATCHES = """\
+train:
+  epochs: 3
+  batch_size: 8
+  micro_batches: 2
+  rollout_steps: 3
+  optimizer: {lr: 0.003}
+  curriculum: {name: linear, end_epoch: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [{}, {"model": MULTIGRID}, {"train": MICRO_BATCHES}],
+    ids=["fno", "multigrid_tfno", "fno_micro_batches"],
+)
+def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, sections):
     experiment = tmp_path / "exp.yaml"
-    sections = {} if model is None else {"model": model}
     experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs", **sections))
     env = {
         **os.environ,

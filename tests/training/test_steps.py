@@ -9,9 +9,15 @@ import optax
 import pytest
 from flax import nnx
 
-from surrogates.models import Persistence
+from surrogates.models import FNO, Persistence
 from surrogates.training.stepper import Stepper, rollout
-from surrogates.training.steps import gather_windows, make_train_step, rollout_loss, step_loss
+from surrogates.training.steps import (
+    gather_windows,
+    make_train_step,
+    micro_batched_value_and_grad,
+    rollout_loss,
+    step_loss,
+)
 
 
 class Scale(nnx.Module):
@@ -155,6 +161,53 @@ def test_gather_windows_and_donated_step():
     # The parameters were donated: the old buffers are gone, the new ones moved by SGD.
     assert jax.tree.leaves(params)[0].is_deleted()
     assert float(new_params["model"]["a"][...]) != pytest.approx(0.9)
+
+
+def test_micro_batches_see_interleaved_parts_and_average_to_the_whole_batch():
+    seen = []
+
+    def fun(params, batch, scale):
+        x, nothing = batch
+        assert nothing is None
+        seen.append(x.shape)
+        return scale * jnp.mean(jnp.sin(params["w"] * x[:, 0]) + x[:, 1] ** 2)
+
+    params = {"w": jnp.asarray(0.7)}
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(12, 2)), jnp.float32)
+    whole = jax.value_and_grad(fun)(params, (x, None), 3.0)
+    for m in (2, 3, 12):
+        got = jax.jit(micro_batched_value_and_grad(fun, m))(params, (x, None), 3.0)
+        assert seen[-1] == (12 // m, 2)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(whole), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5)
+
+    # Part j holds entries j, j + m, ...: a function of the part's first entry tells.
+    def first(params, batch):
+        return params["w"] * batch[0, 0]
+
+    value, _ = micro_batched_value_and_grad(first, 3)(params, x)
+    assert float(value) == pytest.approx(0.7 * float(jnp.mean(x[:3, 0])), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["rel_l2", "h1"])
+def test_micro_batched_step_makes_the_whole_batch_update(loss):
+    fields = jnp.asarray(np.random.default_rng(7).normal(size=(5, 7, 8, 2)), jnp.float32)
+    rows, starts = jnp.array([0, 4, 2, 1]), jnp.array([0, 2, 3, 1])
+    model = FNO((4,), 4, 2, 8, n_layers=2, rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(Stepper(model, history=2, channels=2), nnx.Param, ...)
+    tx = optax.adam(1e-2)
+    results = []
+    for m in (1, 2, 4):
+        step = make_train_step(
+            graphdef, tx, window=4, loss=loss, pushforward=False, remat=False, micro_batches=m
+        )
+        copy = jax.tree.map(jnp.copy, params)
+        results.append(step(copy, tx.init(copy), rest, fields, None, None, rows, starts, 1))
+    (whole_params, _, whole_loss), *parts = results
+    for new_params, _, value in parts:
+        assert float(value) == pytest.approx(float(whole_loss), rel=1e-5)
+        for a, b in zip(jax.tree.leaves(new_params), jax.tree.leaves(whole_params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_h1_loss_matches_the_discrete_derivatives_of_sines():
