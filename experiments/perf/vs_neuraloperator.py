@@ -53,7 +53,9 @@ def variants(modes: int, hidden: int, layers: int, rank: float) -> list[Variant]
     ]
 
 
-def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches):
+def ours(
+    variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches: list[int]
+):
     """Compiled train steps (one per micro-batch count) and forward of our model, and its
     parameter count.
     """
@@ -105,7 +107,9 @@ def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int], mic
     return {parts: trainer(parts) for parts in micro_batches}, infer, count
 
 
-def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches):
+def theirs(
+    variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches: list[int]
+):
     """neuraloperator's train steps (gradients accumulated over each count of micro-batches)
     and forward of the same architecture, and its count.
     """

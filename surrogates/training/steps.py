@@ -127,7 +127,7 @@ def micro_batched_value_and_grad(
         def add_part(total: tuple, part: Any) -> tuple[tuple, None]:
             return jax.tree.map(jnp.add, total, value_and_grad(params, part, *shared)), None
 
-        zero = jax.tree.map(jnp.zeros_like, (jnp.zeros(()), params))
+        zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, params))
         total, _ = jax.lax.scan(add_part, zero, jax.tree.map(split, batch))
         return jax.tree.map(lambda t: t / micro_batches, total)
 
