@@ -4,8 +4,8 @@ Builds the same architecture in both libraries (default: 2D 64x64, 3 channels in
 hidden 32, n_modes (16, 16), 4 layers, batch 16; FNO dense and TFNO Tucker rank 0.1), checks
 that the parameter counts are equal, then measures training steps (Adam, MSE) and inference
 (forward only) of both, alternating the two libraries round by round so that both see the
-same machine state. Training is timed with the batch taken whole ("train in 1") and as 2 and 4
-micro-batches whose gradients are accumulated ("train in 2", "train in 4"; the same update),
+same machine state. Training is timed with the batch taken whole ("train in 1") and as 2, 4 and
+8 micro-batches whose gradients are accumulated ("train in 2" ...; the same update),
 in both libraries alike: `train.micro_batches` of the engine. Prints samples per second of
 each and the ratio ours / neuraloperator (higher is faster here). The header shows the
 machine's load average: PyTorch's CPU throughput drops far more than XLA's when other
@@ -188,7 +188,7 @@ def main() -> None:
         "--micro-batches",
         type=int,
         nargs="+",
-        default=[1, 2, 4],
+        default=[1, 2, 4, 8],
         help="training steps to time: the batch as this many micro-batches, in both libraries",
     )
     args = parser.parse_args()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from types import EllipsisType
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,8 @@ FACTORIZATIONS = ("dense", "cp", "tucker", "tt")
 Rank = float | int | Sequence[int]
 # One slice per mode axis of a weight tensor.
 Window = tuple[slice, ...]
+# A tensor's `prepare()` result: a pytree of complex arrays.
+Prepared = Any
 
 # einsum letters: channels `i` (in) and `o` (out), modes `k l m n`, batch `b`, ranks upper case.
 _MODE_LETTERS = "klmn"
@@ -193,8 +196,14 @@ class ComplexParam(nnx.Module):
 class FactorizedTensor(nnx.Module):
     """A complex tensor `(Cin, Cout, *M)` (or `(C, *M)` when `separable`) held as factors.
 
-    Subclasses store their factors and list them in `_operands`; reconstruction and the
-    contraction with spectral modes are both single einsums over those operands.
+    Subclasses store their factors, return them as complex arrays from `_arrays` and slice
+    them in `_operands`; reconstruction and the contraction with spectral modes are both single
+    einsums over those operands.
+
+    `prepare()` computes what the contraction needs from the parameters alone (the complex
+    factors; for Tucker, the core expanded over the modes) and `contract` takes it back: an
+    FNO prepares all of its blocks' weights at once before scanning over them, so inside a
+    loop over micro-batches that work does not depend on the data and is done once per step.
     """
 
     shape: tuple[int, ...]
@@ -218,23 +227,44 @@ class FactorizedTensor(nnx.Module):
             raise ValueError(f"window needs {n_mode_axes} slices, got {window}")
         return (slice(None),) * self.channel_axes + tuple(window)
 
-    def _operands(self, slices: tuple[slice, ...]) -> tuple[list[str], list[jax.Array]]:
-        """einsum subscripts (axes by `_letters`) and complex arrays of the sliced factors."""
+    def _arrays(self) -> list[jax.Array]:
+        """The complex arrays of the factors, whole."""
         raise NotImplementedError
 
-    def reconstruct(self, window: Window | None = None) -> jax.Array:
-        """The complex tensor restricted to `window` of modes: (Cin, Cout, *K) or (C, *K)."""
-        subscripts, operands = self._operands(self._slices(window))
-        equation = f"{','.join(subscripts)}->{self._letters()}"
+    def _operands(
+        self, slices: tuple[slice, ...], arrays: list[jax.Array]
+    ) -> tuple[list[str], list[jax.Array]]:
+        """einsum subscripts (axes by `_letters`) and `arrays` (from `_arrays`) sliced."""
+        raise NotImplementedError
+
+    def prepare(self) -> Prepared:
+        """What `contract` takes from the parameters, for all modes (see the class docstring)."""
+        return self._arrays()
+
+    def reconstruct(self, window: Window | None = None, *, modes_first: bool = False) -> jax.Array:
+        """The complex tensor restricted to `window` of modes: (Cin, Cout, *K) or (C, *K).
+
+        `modes_first` gives the mode axes first instead, (*K, Cin, Cout) or (*K, C), the
+        layout `contract_dense` takes.
+        """
+        subscripts, operands = self._operands(self._slices(window), self._arrays())
+        letters = self._letters()
+        if modes_first:
+            letters = letters[self.channel_axes :] + letters[: self.channel_axes]
+        equation = f"{','.join(subscripts)}->{letters}"
         return jnp.einsum(equation, *operands, optimize="optimal")
 
-    def contract(self, x_modes: jax.Array, window: Window | None = None) -> jax.Array:
+    def contract(
+        self, x_modes: jax.Array, window: Window | None = None, prepared: Prepared | None = None
+    ) -> jax.Array:
         """Mix channels mode by mode with the factors, never forming the full tensor.
 
         x_modes: (B, *K, Cin) complex, `K` the sizes of `window` -> (B, *K, Cout) (separable:
-        `x_modes * W` channel by channel, (B, *K, C)).
+        `x_modes * W` channel by channel, (B, *K, C)). `prepared` is `prepare()`'s result
+        (computed here when None).
         """
-        subscripts, operands = self._operands(self._slices(window))
+        arrays = self.prepare() if prepared is None else prepared
+        subscripts, operands = self._operands(self._slices(window), arrays)
         letters = self._letters()
         modes = letters[self.channel_axes :]
         out = "i" if self.separable else "o"
@@ -245,18 +275,46 @@ class FactorizedTensor(nnx.Module):
 
 
 class DenseTensor(FactorizedTensor):
-    """No factorization: the complex tensor itself, `tensor (*shape)`."""
+    """No factorization: the complex tensor itself.
 
-    def __init__(self, tensor: ComplexParam, *, separable: bool) -> None:
+    `tensor` holds it as `(*shape)`, or with `modes_first` as `(*M, Cin, Cout)` (separable:
+    `(*M, C)`), the layout the mode-by-mode channel products read as it lies; `shape` and
+    `reconstruct` keep the channels-first convention either way.
+    """
+
+    def __init__(self, tensor: ComplexParam, *, separable: bool, modes_first: bool = False) -> None:
         self.tensor = tensor
-        self.shape = tensor.shape
         self.separable = separable
+        self.modes_first = modes_first
+        channels = 1 if separable else 2
+        stored = tensor.shape
+        self.shape = (*stored[-channels:], *stored[:-channels]) if modes_first else stored
 
-    def reconstruct(self, window: Window | None = None) -> jax.Array:
-        return self.tensor[self._slices(window)]
+    def reconstruct(self, window: Window | None = None, *, modes_first: bool = False) -> jax.Array:
+        slices = self._slices(window)
+        channels = self.channel_axes
+        if self.modes_first:
+            slices = slices[channels:] + slices[:channels]
+        tensor = self.tensor[slices]
+        if self.modes_first == modes_first:
+            return tensor
+        n_modes = tensor.ndim - channels
+        if modes_first:
+            return jnp.moveaxis(tensor, tuple(range(channels)), tuple(range(n_modes, tensor.ndim)))
+        return jnp.moveaxis(tensor, tuple(range(n_modes, tensor.ndim)), tuple(range(channels)))
 
-    def contract(self, x_modes: jax.Array, window: Window | None = None) -> jax.Array:
-        return contract_dense(x_modes, self.reconstruct(window), separable=self.separable)
+    def prepare(self) -> jax.Array:
+        """The whole tensor, modes first (see `reconstruct`)."""
+        return self.reconstruct(modes_first=True)
+
+    def contract(
+        self, x_modes: jax.Array, window: Window | None = None, prepared: Prepared | None = None
+    ) -> jax.Array:
+        if prepared is None:
+            weight = self.reconstruct(window, modes_first=True)
+        else:
+            weight = prepared[self._slices(window)[self.channel_axes :]]
+        return contract_dense(x_modes, weight, separable=self.separable)
 
 
 class CPTensor(FactorizedTensor):
@@ -281,11 +339,16 @@ class CPTensor(FactorizedTensor):
             [ComplexParam.normal((s, self.rank), factor_std, rngs=rngs) for s in shape]
         )
 
-    def _operands(self, slices: tuple[slice, ...]) -> tuple[list[str], list[jax.Array]]:
+    def _arrays(self) -> list[jax.Array]:
+        return [self.weights[...], *(f[...] for f in self.factors)]
+
+    def _operands(
+        self, slices: tuple[slice, ...], arrays: list[jax.Array]
+    ) -> tuple[list[str], list[jax.Array]]:
         r = _RANK_LETTERS[0]
         subscripts = [r, *(letter + r for letter in self._letters())]
-        factors = [f[(s, slice(None))] for f, s in zip(self.factors, slices, strict=True)]
-        return subscripts, [self.weights[...], *factors]
+        weights, *factors = arrays
+        return subscripts, [weights, *(f[s] for f, s in zip(factors, slices, strict=True))]
 
 
 class TuckerTensor(FactorizedTensor):
@@ -317,11 +380,48 @@ class TuckerTensor(FactorizedTensor):
             ]
         )
 
-    def _operands(self, slices: tuple[slice, ...]) -> tuple[list[str], list[jax.Array]]:
+    def _arrays(self) -> list[jax.Array]:
+        return [self.core[...], *(f[...] for f in self.factors)]
+
+    def _operands(
+        self, slices: tuple[slice, ...], arrays: list[jax.Array]
+    ) -> tuple[list[str], list[jax.Array]]:
         ranks = _RANK_LETTERS[: len(self.shape)]
         subscripts = [ranks, *(a + r for a, r in zip(self._letters(), ranks, strict=True))]
-        factors = [f[(s, slice(None))] for f, s in zip(self.factors, slices, strict=True)]
-        return subscripts, [self.core[...], *factors]
+        core, *factors = arrays
+        return subscripts, [core, *(f[s] for f, s in zip(factors, slices, strict=True))]
+
+    def prepare(self) -> Prepared:
+        """Channel mixing not separable: the input and output factors `(Cin, R_in)`,
+        `(Cout, R_out)` and the core expanded over the modes, `(*M, R_in, R_out)` (smaller than
+        the weight while the channel ranks are below the channel counts); separable: the
+        factors, as every factorization.
+        """
+        if self.separable:
+            return super().prepare()
+        core, inputs, outputs, *modes = self._arrays()
+        ranks = _RANK_LETTERS[: len(self.shape)]
+        letters = _MODE_LETTERS[: len(modes)]
+        factors = ",".join(m + r for m, r in zip(letters, ranks[2:], strict=True))
+        per_mode = jnp.einsum(
+            f"{ranks},{factors}->{letters}{ranks[:2]}", core, *modes, optimize="optimal"
+        )
+        return {"inputs": inputs, "outputs": outputs, "per_mode": per_mode}
+
+    def contract(
+        self, x_modes: jax.Array, window: Window | None = None, prepared: Prepared | None = None
+    ) -> jax.Array:
+        """As `FactorizedTensor.contract`; without separable channels in three steps, the input
+        factor, the per-mode core of `prepare` (one small matrix per mode) and the output
+        factor, each reading its operands as they lie.
+        """
+        if self.separable:
+            return super().contract(x_modes, window, prepared)
+        prepared = self.prepare() if prepared is None else prepared
+        per_mode = prepared["per_mode"][self._slices(window)[self.channel_axes :]]
+        y = jnp.einsum("...i,iA->...A", x_modes, prepared["inputs"])
+        y = contract_dense(y, per_mode, separable=False)
+        return jnp.einsum("...B,oB->...o", y, prepared["outputs"])
 
 
 class TTTensor(FactorizedTensor):
@@ -347,11 +447,15 @@ class TTTensor(FactorizedTensor):
             ]
         )
 
-    def _operands(self, slices: tuple[slice, ...]) -> tuple[list[str], list[jax.Array]]:
+    def _arrays(self) -> list[jax.Array]:
+        return [c[...] for c in self.cores]
+
+    def _operands(
+        self, slices: tuple[slice, ...], arrays: list[jax.Array]
+    ) -> tuple[list[str], list[jax.Array]]:
         ranks = _RANK_LETTERS[: len(self.shape) + 1]
         subscripts = [ranks[a] + letter + ranks[a + 1] for a, letter in enumerate(self._letters())]
-        cores = [c[(slice(None), s, slice(None))] for c, s in zip(self.cores, slices, strict=True)]
-        return subscripts, cores
+        return subscripts, [c[:, s] for c, s in zip(arrays, slices, strict=True)]
 
 
 def new_tensor(
@@ -389,10 +493,12 @@ def new_tensor(
 
 
 def contract_dense(x_modes: jax.Array, weight: jax.Array, *, separable: bool) -> jax.Array:
-    """x_modes: (B, *K, Cin) with weight (Cin, Cout, *K) -> (B, *K, Cout), both complex.
+    """x_modes: (B, *K, Cin) with weight (*K, Cin, Cout) -> (B, *K, Cout), both complex.
 
-    Separable: weight (C, *K), the product channel by channel -> (B, *K, C).
+    Separable: weight (*K, C), the product channel by channel -> (B, *K, C). The weight comes
+    modes first because the product is one small matrix product per mode: any other layout
+    is first transposed to this one, a copy of the whole weight in every call.
     """
     if separable:
-        return x_modes * jnp.moveaxis(weight, 0, -1)
-    return jnp.einsum("b...i,io...->b...o", x_modes, weight)
+        return x_modes * weight
+    return jnp.einsum("b...i,...io->b...o", x_modes, weight)

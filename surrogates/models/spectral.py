@@ -33,6 +33,7 @@ from surrogates.models.factorized import (
     ComplexParam,
     DenseTensor,
     FactorizedTensor,
+    Prepared,
     Rank,
     contract_dense,
     factorization_name,
@@ -82,9 +83,10 @@ class SpectralConv(nnx.Module):
     (*max_n_modes[:-1], max_n_modes[-1] // 2 + 1)`, has entries of standard deviation
     `sqrt(2 / (Cin + Cout))`, as neuraloperator; the bias `(Cout,)` is normal with the same.
     A dense weight is two real parameters `weight_real` and `weight_imag` (each part
-    `sqrt(1 / (Cin + Cout))`) on this module; a factorized one is the submodule `weight`, whose
-    factors are again pairs of real parameters. `weight_tensor()` returns either as a
-    `FactorizedTensor`.
+    `sqrt(1 / (Cin + Cout))`) on this module, stored modes first, `(*weight_modes, Cin, Cout)`
+    (separable: `(*weight_modes, C)`), the layout the per-mode channel products read as it
+    lies; a factorized one is the submodule `weight`, whose factors are again pairs of real
+    parameters. `weight_tensor()` returns either as a `FactorizedTensor` in the layout above.
 
     **Active modes and any grid:** weight index `j` of a non-last axis belongs to frequency
     `j - M // 2` with `M = max_n_modes[i]`, whatever the grid and the active `n_modes`. Fewer
@@ -154,9 +156,16 @@ class SpectralConv(nnx.Module):
             rngs=rngs,
         )
         if isinstance(weight, DenseTensor):
-            # A dense weight keeps the parameter paths it had before factorizations existed,
-            # so older checkpoints still load.
-            self.weight_real, self.weight_imag = weight.tensor.real, weight.tensor.imag
+            # Stored modes first, the layout of the per-mode channel products (see
+            # `contract_dense`); drawn in neuraloperator's layout and moved, so a seed gives
+            # the same weights as before.
+            n_channels = len(channels)
+            self.weight_real, self.weight_imag = (
+                nnx.Param(
+                    jnp.moveaxis(part[...], tuple(range(n_channels)), tuple(range(-n_channels, 0)))
+                )
+                for part in (weight.tensor.real, weight.tensor.imag)
+            )
             self.weight = None
         else:
             self.weight = weight
@@ -173,16 +182,46 @@ class SpectralConv(nnx.Module):
         _check_active_modes(n_modes, self.max_n_modes)
         self.n_modes = n_modes
 
+    def set_dense_weight(self, weight: jax.typing.ArrayLike) -> None:
+        """Set the dense weight from `weight`, complex, in neuraloperator's layout
+        `(Cin, Cout, *weight_modes)` (separable: `(C, *weight_modes)`).
+        """
+        if self.weight is not None:
+            raise ModelError(
+                f"set_dense_weight needs a dense weight, this one is {self.factorization}"
+            )
+        weight = jnp.asarray(weight)
+        expected = self.weight_tensor().shape
+        if weight.shape != expected:
+            raise ModelError(f"weight must have shape {expected}, got {weight.shape}")
+        n_channels = 1 if self.separable else 2
+        moved = jnp.moveaxis(weight, tuple(range(n_channels)), tuple(range(-n_channels, 0)))
+        self.weight_real.set_value(jnp.real(moved).astype(self.weight_real.dtype))
+        self.weight_imag.set_value(jnp.imag(moved).astype(self.weight_imag.dtype))
+
     def weight_tensor(self) -> FactorizedTensor:
         """The complex weight (Cin, Cout, *weight_modes) (separable: (C, *weight_modes))."""
         if self.weight is not None:
             return self.weight
         return DenseTensor(
-            ComplexParam(self.weight_real, self.weight_imag), separable=self.separable
+            ComplexParam(self.weight_real, self.weight_imag),
+            separable=self.separable,
+            modes_first=True,
         )
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """x: (B, *X, Cin) real -> (B, *X, Cout), the grid of `x`."""
+    def prepare(self) -> Prepared:
+        """What the contraction takes from the parameters, computed from them alone: the
+        whole weight modes first when it is dense or "reconstructed", else the factorization's
+        `prepare()`. An FNO prepares all of its blocks at once before scanning over them (see
+        `fno.apply_blocks`); `__call__` prepares its own when given none.
+        """
+        weight = self.weight_tensor()
+        if self.weight is not None and self.implementation == "reconstructed":
+            return weight.reconstruct(modes_first=True)
+        return weight.prepare()
+
+    def __call__(self, x: jax.Array, prepared: Prepared | None = None) -> jax.Array:
+        """x: (B, *X, Cin) real -> (B, *X, Cout), the grid of `x`; `prepared` from `prepare()`."""
         grid = x.shape[1:-1]
         if len(grid) != len(self.n_modes) or x.shape[-1] != self.in_channels:
             raise ValueError(
@@ -198,7 +237,8 @@ class SpectralConv(nnx.Module):
             kept_modes, inverse = _kept_modes_by_matmul, _inverse_by_matmul
         else:
             kept_modes, inverse = _kept_modes_by_fft, _inverse_by_fft
-        y_modes = self._contract(kept_modes(x, grid, windows), weight_window)
+        prepared = self.prepare() if prepared is None else prepared
+        y_modes = self._contract(kept_modes(x, grid, windows), weight_window, prepared)
         y = inverse(y_modes, grid, windows)
         if self.bias is not None:
             y = y + self.bias[...]
@@ -217,15 +257,16 @@ class SpectralConv(nnx.Module):
         windows.append((0, 0, min(grid[-1] // 2 + 1, self.n_modes[-1] // 2 + 1)))
         return tuple(windows)
 
-    def _contract(self, x_modes: jax.Array, weight_window: tuple[slice, ...]) -> jax.Array:
+    def _contract(
+        self, x_modes: jax.Array, weight_window: tuple[slice, ...], prepared: Prepared
+    ) -> jax.Array:
         """Mix channels mode by mode: (B, *K, Cin) -> (B, *K, Cout), both complex.
 
         `weight_window` selects the weight modes `K` matching `x_modes` (one slice per axis).
         """
-        weight = self.weight_tensor()
-        if self.implementation == "factorized":
-            return weight.contract(x_modes, weight_window)
-        return contract_dense(x_modes, weight.reconstruct(weight_window), separable=self.separable)
+        if self.weight is not None and self.implementation == "reconstructed":
+            return contract_dense(x_modes, prepared[weight_window], separable=self.separable)
+        return self.weight_tensor().contract(x_modes, weight_window, prepared)
 
 
 def _mode_counts(n_modes: Sequence[int], argument: str) -> tuple[int, ...]:

@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from surrogates.errors import TrainingError
+
 
 def _manager(folder: Path, keep: int) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
@@ -60,12 +62,22 @@ class Checkpoints:
             f"{i:05d}": jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=leaf.sharding)
             for i, leaf in enumerate(leaves)
         }
-        restored = manager.restore(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
+        try:
+            restored = manager.restore(
+                epoch,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except ValueError as error:
+            if "not compatible with the stored shape" not in str(error):
+                raise
+            detail = str(error).split(". Truncating")[0]
+            raise TrainingError(
+                f"{manager.directory}: the checkpoint of epoch {epoch} does not fit the model "
+                f"({detail}); it was written by another model or by an older version of the "
+                "model code (dense spectral weights, for one, are now stored modes first)"
+            ) from None
         flat = restored["state"]
         return jax.tree.unflatten(treedef, [flat[key] for key in sorted(flat)]), restored["meta"]
 

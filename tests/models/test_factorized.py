@@ -17,7 +17,13 @@ from flax import nnx
 
 from surrogates.errors import ModelError
 from surrogates.models import FNO, TFNO, SpectralConv, build, get
-from surrogates.models.factorized import ComplexParam, CPTensor, TTTensor, TuckerTensor
+from surrogates.models.factorized import (
+    ComplexParam,
+    CPTensor,
+    DenseTensor,
+    TTTensor,
+    TuckerTensor,
+)
 
 FACTORIZATIONS = ("dense", "cp", "tucker", "tt")
 IMPLEMENTATIONS = ("factorized", "reconstructed")
@@ -187,11 +193,105 @@ def test_reconstruct_and_contract_match_numpy(cls, shape, separable, rank):
     # (B, *K, Cin) -> (B, *K, Cout) uses that same sub-block.
     expected_block = expected[(slice(None),) * channels + window]
     np.testing.assert_allclose(block, expected_block, rtol=1e-5, atol=1e-5)
+    modes_first = np.asarray(nnx.jit(lambda t: t.reconstruct(window, modes_first=True))(tensor))
+    np.testing.assert_allclose(
+        modes_first, np.moveaxis(expected_block, CHANNELS[channels], MOVED[channels]), atol=1e-5
+    )
     if separable:
         expected_y = x * np.moveaxis(expected_block, 0, -1)
     else:
         expected_y = np.einsum("b...i,io...->b...o", x, expected_block)
     np.testing.assert_allclose(y, expected_y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("separable", [False, True])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("factorization", FACTORIZATIONS)
+def test_a_conv_uses_the_prepared_weights_it_is_given(factorization, implementation, separable):
+    """`conv(x, other.prepare())` is `other(x)` for a twin `other` with other weights (and the
+    same bias): what `prepare` returns is what the contraction uses, window included."""
+    kwargs = {"factorization": factorization, "implementation": implementation}
+    kwargs |= {"separable": separable, "max_n_modes": (8, 6)}
+    conv = filled_conv(3, 3, (6, 5), seed=0, **kwargs)
+    other = filled_conv(3, 3, (6, 5), seed=1, **kwargs)
+    other.bias.set_value(conv.bias[...])
+    x = random_input((2, 9, 8, 3))
+    both = nnx.jit(lambda a, b, x: (a(x, b.prepare()), b(x), a(x)))
+    given, expected, own = (np.asarray(y) for y in both(conv, other, x))
+    np.testing.assert_allclose(given, expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(own - expected).max() > 1e-2
+
+
+def test_tucker_prepares_the_core_over_the_modes():
+    tensor = filled(
+        lambda: TuckerTensor(
+            (4, 5, 6, 4),
+            (3, 2, 3, 2),
+            separable=False,
+            fixed_rank_modes=False,
+            std=1.0,
+            rngs=nnx.Rngs(0),
+        )
+    )
+    prepared = nnx.jit(lambda t: t.prepare())(tensor)
+    core = complex_of(tensor.core)
+    inputs, outputs, *modes = (complex_of(f) for f in tensor.factors)
+    # (k, l, R_in, R_out): the core with only the mode factors applied, modes first.
+    expected = np.einsum("ABCD,kC,lD->klAB", core, *modes)
+    assert prepared["per_mode"].shape == (6, 4, 3, 2)
+    np.testing.assert_allclose(np.asarray(prepared["per_mode"]), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(prepared["inputs"]), inputs, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(prepared["outputs"]), outputs, rtol=1e-6)
+
+
+# Channel axes of a weight and where modes-first layouts put them, by number of channel axes.
+CHANNELS = {1: (0,), 2: (0, 1)}
+MOVED = {1: (-1,), 2: (-2, -1)}
+
+
+@pytest.mark.parametrize("modes_first", [False, True])
+@pytest.mark.parametrize("separable", [False, True])
+def test_dense_tensor_reconstructs_and_contracts_alike_in_both_layouts(separable, modes_first):
+    shape = (3, 5, 4) if separable else (3, 2, 5, 4)
+    channels = 1 if separable else 2
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    stored = np.moveaxis(weight, CHANNELS[channels], MOVED[channels]) if modes_first else weight
+    parts = (nnx.Param(jnp.asarray(part, jnp.float32)) for part in (stored.real, stored.imag))
+    tensor = DenseTensor(ComplexParam(*parts), separable=separable, modes_first=modes_first)
+    assert tensor.shape == shape
+    window = (slice(1, 4), slice(0, 3))
+    block = weight[(slice(None),) * channels + window]
+    np.testing.assert_allclose(np.asarray(tensor.reconstruct()), weight, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(tensor.reconstruct(window)), block, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(tensor.reconstruct(window, modes_first=True)),
+        np.moveaxis(block, CHANNELS[channels], MOVED[channels]),
+        atol=1e-6,
+    )
+    x = rng.normal(size=(2, 3, 3, 3)) + 1j * rng.normal(size=(2, 3, 3, 3))
+    y = np.asarray(tensor.contract(jnp.asarray(x, jnp.complex64), window))
+    if separable:
+        expected = x * np.moveaxis(block, 0, -1)
+    else:
+        expected = np.einsum("b...i,io...->b...o", x, block)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_set_dense_weight_takes_neuraloperators_layout():
+    conv = abstract_conv(2, 3, (4, 4))
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(2, 3, 4, 3)) + 1j * rng.normal(size=(2, 3, 4, 3))
+    conv.set_dense_weight(weight)
+    # Stored modes first: entry (i, o, k, l) of neuraloperator's layout is (k, l, i, o) here.
+    assert conv.weight_real.shape == conv.weight_imag.shape == (4, 3, 2, 3)
+    np.testing.assert_allclose(np.asarray(conv.weight_real[...])[1, 2], weight.real[..., 1, 2])
+    np.testing.assert_allclose(np.asarray(conv.weight_imag[...])[3, 0], weight.imag[..., 3, 0])
+    np.testing.assert_allclose(weight_of(conv), weight, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ModelError, match=r"shape \(2, 3, 4, 3\), got \(2, 3, 4, 2\)"):
+        conv.set_dense_weight(weight[..., :2])
+    with pytest.raises(ModelError, match="dense weight, this one is tucker"):
+        abstract_conv(2, 3, (4, 4), factorization="tucker").set_dense_weight(weight)
 
 
 def identity_conv(factorization: str, channels: int, grid) -> SpectralConv:
@@ -217,8 +317,7 @@ def identity_conv(factorization: str, channels: int, grid) -> SpectralConv:
     if factorization == "dense":
         weight = np.zeros((channels, channels, *modes))
         weight[np.arange(channels), np.arange(channels)] = 1.0
-        conv.weight_real.set_value(jnp.asarray(weight, jnp.float32))
-        conv.weight_imag.set_value(jnp.zeros(weight.shape))
+        conv.set_dense_weight(weight)
     elif factorization == "cp":
         set_complex(conv.weight.weights, np.ones(channels))
         in_factor, out_factor, *mode_factors = conv.weight.factors
@@ -317,8 +416,7 @@ def test_separable_multiplies_each_channel_by_its_own_weight(factorization):
     diagonal = np.zeros((3, 3, 6, 3), complex)
     diagonal[np.arange(3), np.arange(3)] = weight
     dense = abstract_conv(3, 3, n_modes)
-    dense.weight_real.set_value(jnp.asarray(diagonal.real, jnp.float32))
-    dense.weight_imag.set_value(jnp.asarray(diagonal.imag, jnp.float32))
+    dense.set_dense_weight(diagonal)
     dense.bias.set_value(factorized.bias[...])
     outputs = apply_three(factorized, reconstructed, dense, random_input((2, *grid, 3)))
     y_factorized, y_reconstructed, expected = (np.asarray(y) for y in outputs)
@@ -336,8 +434,8 @@ def sub_block(conv: SpectralConv, small: SpectralConv, starts) -> None:
     blocks = []
     for path, variable in nnx.to_flat_state(nnx.state(small, nnx.Param)):
         value = big[path][...]
-        if path[-1] in ("weight_real", "weight_imag"):
-            value = value[(slice(None),) * channels + window]
+        if path[-1] in ("weight_real", "weight_imag"):  # stored modes first
+            value = value[window]
         elif "factors" in path and path[-2] >= channels:
             value = value[window[path[-2] - channels]]
         elif "cores" in path and path[-2] >= channels:

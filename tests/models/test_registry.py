@@ -40,7 +40,7 @@ def test_build_by_name():
         )
     )
     assert isinstance(fno, FNO)
-    assert fno.blocks[0].spectral.weight_real.shape == (4, 4, 4)
+    assert fno.blocks[0].spectral.weight_tensor().shape == (4, 4, 4)
     assert isinstance(build("persistence", in_channels=4, out_channels=2), Persistence)
 
 

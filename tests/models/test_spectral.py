@@ -72,9 +72,7 @@ def reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, n_modes) -> n
 
 def weights_of(conv: SpectralConv) -> tuple[np.ndarray, np.ndarray]:
     """The complex weight and the bias of `conv`, in float64."""
-    weight = np.asarray(conv.weight_real[...], np.float64) + 1j * np.asarray(
-        conv.weight_imag[...], np.float64
-    )
+    weight = np.asarray(conv.weight_tensor().reconstruct(), np.complex128)
     return weight, np.asarray(conv.bias[...], np.float64)
 
 
@@ -88,13 +86,12 @@ def conv_with(in_channels, out_channels, n_modes, weight=None, bias=None, seed=0
         lambda: SpectralConv(in_channels, out_channels, n_modes, rngs=nnx.Rngs(0))
     )
     rng = np.random.default_rng(seed)
-    shape = conv.weight_real.shape
+    shape = conv.weight_tensor().shape
     if weight is None:
         weight = rng.normal(size=shape) + 1j * rng.normal(size=shape)
     if bias is None:
         bias = rng.normal(size=out_channels)
-    conv.weight_real.set_value(jnp.asarray(weight.real, jnp.float32))
-    conv.weight_imag.set_value(jnp.asarray(weight.imag, jnp.float32))
+    conv.set_dense_weight(weight)
     conv.bias.set_value(jnp.asarray(bias, jnp.float32))
     return conv
 
@@ -143,7 +140,9 @@ def test_half_precision_input_is_transformed_in_float32():
 
 def test_initialisation():
     conv = SpectralConv(40, 24, (12, 12), rngs=nnx.Rngs(0))
-    assert conv.weight_real.shape == conv.weight_imag.shape == (40, 24, 12, 7)
+    # Stored modes first; neuraloperator's layout (Cin, Cout, *modes) through weight_tensor.
+    assert conv.weight_real.shape == conv.weight_imag.shape == (12, 7, 40, 24)
+    assert conv.weight_tensor().shape == (40, 24, 12, 7)
     assert conv.bias.shape == (24,)
     # Complex-normal with std sqrt(2 / (Cin + Cout)): each part sqrt(1 / 64), independent.
     real, imag = np.asarray(conv.weight_real[...]), np.asarray(conv.weight_imag[...])

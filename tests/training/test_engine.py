@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from layout_files import write_cfd
@@ -21,6 +22,7 @@ from surrogates.errors import TrainingError
 from surrogates.evaluation.report import evaluate_run
 from surrogates.evaluation.results import read_results
 from surrogates.runs import read_jsonl
+from surrogates.training.checkpoints import Checkpoints
 from surrogates.training.engine import Session, _fit, train
 
 
@@ -267,3 +269,15 @@ def test_an_empty_evaluation_split_is_a_clear_error(make_experiment):
     experiment = load_experiment(make_experiment(), ["data.split.test=0.0", "train.epochs=1"])
     with pytest.raises(TrainingError, match=r"eval\.split: no test trajectories to evaluate"):
         train(experiment, progress=False)
+
+
+def test_a_checkpoint_of_other_shapes_is_a_clear_error(tmp_path):
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    checkpoints.save({"weight": jnp.ones((2, 3, 4))}, {"epoch": 1}, best=False)
+    restored, meta = checkpoints.restore({"weight": jnp.zeros((2, 3, 4))})
+    assert meta["epoch"] == 1 and float(restored["weight"].sum()) == 24.0
+    # Same size, other layout: as a dense FNO checkpoint written before weights moved.
+    with pytest.raises(TrainingError, match=r"epoch 1 does not fit.*\(4, 2, 3\).*\(2, 3, 4\)") as e:
+        checkpoints.restore({"weight": jnp.zeros((4, 2, 3))})
+    assert "\n" not in str(e.value)
+    checkpoints.close()
