@@ -286,22 +286,18 @@ class DenseTensor(FactorizedTensor):
         self.tensor = tensor
         self.separable = separable
         self.modes_first = modes_first
-        channels = 1 if separable else 2
         stored = tensor.shape
+        channels = self.channel_axes
         self.shape = (*stored[-channels:], *stored[:-channels]) if modes_first else stored
 
     def reconstruct(self, window: Window | None = None, *, modes_first: bool = False) -> jax.Array:
-        slices = self._slices(window)
         channels = self.channel_axes
+        slices = self._slices(window)
         if self.modes_first:
-            slices = slices[channels:] + slices[:channels]
+            tensor = self.tensor[slices[channels:] + slices[:channels]]
+            return tensor if modes_first else move_channels(tensor, channels, last=False)
         tensor = self.tensor[slices]
-        if self.modes_first == modes_first:
-            return tensor
-        n_modes = tensor.ndim - channels
-        if modes_first:
-            return jnp.moveaxis(tensor, tuple(range(channels)), tuple(range(n_modes, tensor.ndim)))
-        return jnp.moveaxis(tensor, tuple(range(n_modes, tensor.ndim)), tuple(range(channels)))
+        return move_channels(tensor, channels, last=True) if modes_first else tensor
 
     def prepare(self) -> jax.Array:
         """The whole tensor, modes first (see `reconstruct`)."""
@@ -310,10 +306,8 @@ class DenseTensor(FactorizedTensor):
     def contract(
         self, x_modes: jax.Array, window: Window | None = None, prepared: Prepared | None = None
     ) -> jax.Array:
-        if prepared is None:
-            weight = self.reconstruct(window, modes_first=True)
-        else:
-            weight = prepared[self._slices(window)[self.channel_axes :]]
+        prepared = self.prepare() if prepared is None else prepared
+        weight = prepared[self._slices(window)[self.channel_axes :]]
         return contract_dense(x_modes, weight, separable=self.separable)
 
 
@@ -490,6 +484,13 @@ def new_tensor(
             rngs=rngs,
         )
     return TTTensor(shape, rank, separable=separable, std=std, rngs=rngs)
+
+
+def move_channels(tensor: jax.Array, channels: int, *, last: bool) -> jax.Array:
+    """Move a weight's `channels` leading channel axes to the end (`last`), `(*C, *M) ->
+    (*M, *C)`, or back from the end to the front, `(*M, *C) -> (*C, *M)`."""
+    front, back = tuple(range(channels)), tuple(range(-channels, 0))
+    return jnp.moveaxis(tensor, front, back) if last else jnp.moveaxis(tensor, back, front)
 
 
 def contract_dense(x_modes: jax.Array, weight: jax.Array, *, separable: bool) -> jax.Array:

@@ -37,6 +37,7 @@ from surrogates.models.factorized import (
     Rank,
     contract_dense,
     factorization_name,
+    move_channels,
     new_tensor,
 )
 
@@ -159,11 +160,8 @@ class SpectralConv(nnx.Module):
             # Stored modes first, the layout of the per-mode channel products (see
             # `contract_dense`); drawn in neuraloperator's layout and moved, so a seed gives
             # the same weights as before.
-            n_channels = len(channels)
             self.weight_real, self.weight_imag = (
-                nnx.Param(
-                    jnp.moveaxis(part[...], tuple(range(n_channels)), tuple(range(-n_channels, 0)))
-                )
+                nnx.Param(move_channels(part[...], len(channels), last=True))
                 for part in (weight.tensor.real, weight.tensor.imag)
             )
             self.weight = None
@@ -194,8 +192,7 @@ class SpectralConv(nnx.Module):
         expected = self.weight_tensor().shape
         if weight.shape != expected:
             raise ModelError(f"weight must have shape {expected}, got {weight.shape}")
-        n_channels = 1 if self.separable else 2
-        moved = jnp.moveaxis(weight, tuple(range(n_channels)), tuple(range(-n_channels, 0)))
+        moved = move_channels(weight, 1 if self.separable else 2, last=True)
         self.weight_real.set_value(jnp.real(moved).astype(self.weight_real.dtype))
         self.weight_imag.set_value(jnp.imag(moved).astype(self.weight_imag.dtype))
 
@@ -216,9 +213,15 @@ class SpectralConv(nnx.Module):
         `fno.apply_blocks`); `__call__` prepares its own when given none.
         """
         weight = self.weight_tensor()
-        if self.weight is not None and self.implementation == "reconstructed":
+        if self._reconstructs:
             return weight.reconstruct(modes_first=True)
         return weight.prepare()
+
+    @property
+    def _reconstructs(self) -> bool:
+        """Whether the contraction uses the rebuilt weight (a factorized "reconstructed" one;
+        dense weights are their own reconstruction)."""
+        return self.weight is not None and self.implementation == "reconstructed"
 
     def __call__(self, x: jax.Array, prepared: Prepared | None = None) -> jax.Array:
         """x: (B, *X, Cin) real -> (B, *X, Cout), the grid of `x`; `prepared` from `prepare()`."""
@@ -264,7 +267,7 @@ class SpectralConv(nnx.Module):
 
         `weight_window` selects the weight modes `K` matching `x_modes` (one slice per axis).
         """
-        if self.weight is not None and self.implementation == "reconstructed":
+        if self._reconstructs:
             return contract_dense(x_modes, prepared[weight_window], separable=self.separable)
         return self.weight_tensor().contract(x_modes, weight_window, prepared)
 

@@ -27,6 +27,9 @@ from surrogates.models.factorized import (
 
 FACTORIZATIONS = ("dense", "cp", "tucker", "tt")
 IMPLEMENTATIONS = ("factorized", "reconstructed")
+# Channel axes of a weight and where modes-first layouts put them, by number of channel axes.
+CHANNELS = {1: (0,), 2: (0, 1)}
+MOVED = {1: (-1,), 2: (-2, -1)}
 
 # One compilation per model structure and input shape, instead of one per operation.
 apply = nnx.jit(lambda conv, x: conv(x))
@@ -249,11 +252,6 @@ def test_tucker_prepares_the_core_over_the_modes():
     np.testing.assert_allclose(np.asarray(prepared["per_mode"]), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(prepared["inputs"]), inputs, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(prepared["outputs"]), outputs, rtol=1e-6)
-
-
-# Channel axes of a weight and where modes-first layouts put them, by number of channel axes.
-CHANNELS = {1: (0,), 2: (0, 1)}
-MOVED = {1: (-1,), 2: (-2, -1)}
 
 
 @pytest.mark.parametrize("modes_first", [False, True])
