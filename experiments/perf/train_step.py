@@ -3,7 +3,9 @@ spent waiting for data.
 
 Builds the engine's session for an experiment (default: the quickstart), compiles the step,
 then times `--epochs` epochs of steps: the wall time, and the time spent getting each batch
-(`next()` on the batch iterator), whose share should stay under 5%.
+(`next()` on the batch iterator), whose share should stay under 5%, and the page faults and
+system time per step (mostly the kernel mapping XLA's fresh scratch memory; see the README on
+`GLIBC_TUNABLES`).
 
     .venv/bin/python experiments/perf/train_step.py [EXPERIMENT] [--epochs 2] [-o key=value ...]
 """
@@ -11,6 +13,7 @@ then times `--epochs` epochs of steps: the wall time, and the time spent getting
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -35,10 +38,12 @@ def main() -> None:
         start = time.perf_counter()
         session.run_epoch(0)
         print(f"warm-up epoch (compiles the step): {time.perf_counter() - start:.1f} s")
+        usage_before = resource.getrusage(resource.RUSAGE_SELF)
         start, waited = time.perf_counter(), 0.0
         for epoch in range(1, 1 + args.epochs):
             waited += session.run_epoch(epoch)[1]
         seconds = time.perf_counter() - start
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         session.checkpoints.close()
     steps = args.epochs * session.sampler.steps_per_epoch
     batch = experiment.train.batch_size
@@ -49,6 +54,9 @@ def main() -> None:
     )
     print(f"step time {1e3 * seconds / steps:.1f} ms, {batch * steps / seconds:.1f} samples/s")
     print(f"waiting for data: {100 * waited / seconds:.2f}% of step time (goal: under 5%)")
+    faults = (usage.ru_minflt - usage_before.ru_minflt) / steps
+    system = (usage.ru_stime - usage_before.ru_stime) / steps
+    print(f"per step: {faults:.0f} page faults, {1e3 * system:.1f} ms of system time")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from flax import nnx
 from surrogates.errors import ModelError
 from surrogates.models.factorized import Prepared, Rank
 from surrogates.models.pointwise import ChannelLinear
+from surrogates.models.prepared import given_weights
 from surrogates.models.registry import register
 from surrogates.models.spectral import Implementation, SpectralConv
 
@@ -198,7 +199,47 @@ class FNOBlock(nnx.Module):
         return self.activation(y) if self.activate_output else y
 
 
-def apply_blocks(blocks: Sequence[FNOBlock], x: jax.Array) -> jax.Array:
+def block_runs(blocks: Sequence[FNOBlock]) -> list[tuple[nnx.GraphDef, list[FNOBlock]]]:
+    """`blocks` grouped into runs of consecutive blocks of the same structure."""
+    return [(graphdef, list(run)) for graphdef, run in itertools.groupby(blocks, key=nnx.graphdef)]
+
+
+def prepare_blocks(blocks: Sequence[FNOBlock]) -> list[Prepared]:
+    """Each run's spectral weights as the contraction takes them (see `FNOBlock.prepare`),
+    stacked over the run's blocks with one `vmap` (a lone block's unstacked)."""
+    prepared = []
+    for graphdef, run in block_runs(blocks):
+        if len(run) == 1:
+            prepared.append(run[0].prepare())
+            continue
+        states = _stacked_states(run)
+        prepared.append(jax.vmap(lambda state, g=graphdef: nnx.merge(g, state).prepare())(states))
+    return prepared
+
+
+def _stacked_states(run: Sequence[FNOBlock]) -> Any:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(b) for b in run))
+
+
+# The variables of a block that its `prepare()` reads: the spectral weights, not their bias.
+_PREPARED_FROM = nnx.All(nnx.PathContains("spectral"), nnx.Not(nnx.PathContains("bias")))
+
+
+def _scanned_states(run: Sequence[FNOBlock]) -> Any:
+    """The run's stacked states with the spectral weights' gradients stopped.
+
+    The scanned step computes with the prepared weights, never these, so their gradients
+    are zero; left to autodiff the scan would still fill and carry a stacked zero gradient
+    for them in every backward pass (in every micro-batch). Their gradients flow through the
+    preparation instead.
+    """
+    weights, others = nnx.split_state(_stacked_states(run), _PREPARED_FROM, ...)
+    return nnx.merge_state(jax.lax.stop_gradient(weights), others)
+
+
+def apply_blocks(
+    blocks: Sequence[FNOBlock], x: jax.Array, prepared: list[Prepared] | None = None
+) -> jax.Array:
     """`x` through `blocks` in order; each run of alike blocks as one rematerialised scan.
 
     Consecutive blocks of the same structure (in an FNO all but the last, which leaves out
@@ -212,24 +253,24 @@ def apply_blocks(blocks: Sequence[FNOBlock], x: jax.Array) -> jax.Array:
     `experiments/perf/vs_neuraloperator.py` (CPU): unrolled, the forward pass took 1.4 times
     as long and the training step 1.3 times; a scan without remat made the step 1.5 times.
 
-    Blocks have `prepare()` (their spectral weights as the contraction takes them); a run's
-    are prepared together before its scan, outside the rematerialised step, so the backward
-    pass does not redo them and, under `train.micro_batches`, XLA hoists them out of the loop
-    over parts: the same weights serve every part.
+    `prepared` is `prepare_blocks(blocks)`, made here when None. The runs' weights are
+    prepared before their scans, outside the rematerialised step, so the backward pass does
+    not redo them and, under `train.micro_batches`, XLA hoists them out of the loop over
+    parts: the same weights serve every part.
     """
-    for graphdef, run in itertools.groupby(blocks, key=nnx.graphdef):
-        run = list(run)
+    prepared = prepare_blocks(blocks) if prepared is None else prepared
+    for (graphdef, run), ready in zip(block_runs(blocks), prepared, strict=True):
         if len(run) == 1:
-            x = run[0](x)
+            x = run[0](x, ready)
             continue
-        states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(b) for b in run))
-        prepared = jax.vmap(lambda state, g=graphdef: nnx.merge(g, state).prepare())(states)
 
         def step(h: jax.Array, xs: tuple, graphdef: nnx.GraphDef = graphdef) -> tuple:
             state, ready = xs
             return nnx.merge(graphdef, state)(h, ready), None
 
-        x, _ = jax.lax.scan(jax.checkpoint(step, prevent_cse=False), x, (states, prepared))
+        x, _ = jax.lax.scan(
+            jax.checkpoint(step, prevent_cse=False), x, (_scanned_states(run), ready)
+        )
     return x
 
 
@@ -373,9 +414,16 @@ class FNO(nnx.Module):
             round(p * n) for p, n in zip(self.domain_padding, x.shape[1:-1], strict=True)
         )
         x = jnp.pad(x, [(0, 0), *((w, w) for w in widths), (0, 0)])
-        x = apply_blocks(self.blocks, x)
+        x = apply_blocks(self.blocks, x, given_weights(self))
         x = x[(slice(None), *(slice(w, n - w) for w, n in zip(widths, x.shape[1:-1], strict=True)))]
         return self.projection(x)
+
+    def prepare_weights(self) -> list[Prepared]:
+        """Every block's spectral weights as the contraction takes them, one entry per run of
+        alike blocks (see `prepare_blocks`); the forward pass uses them when given (see
+        `surrogates.models.prepared`).
+        """
+        return prepare_blocks(self.blocks)
 
     def set_n_modes(self, n_modes: Sequence[int]) -> None:
         """Use `n_modes` (at most `max_n_modes`) in every block from now on (incremental modes).

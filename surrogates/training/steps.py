@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from surrogates.models.prepared import given, prepare_all
 from surrogates.training.stepper import Stepper, rollout, shift_in
 
 
@@ -101,7 +102,9 @@ def gather_windows(
 
 
 def micro_batched_value_and_grad(
-    fun: Callable[..., jax.Array], micro_batches: int
+    fun: Callable[..., jax.Array],
+    micro_batches: int,
+    prepare: Callable[..., Any] | None = None,
 ) -> Callable[..., tuple[jax.Array, Any]]:
     """`value_and_grad(fun)` over `micro_batches` equal parts of a batch, averaged.
 
@@ -113,23 +116,47 @@ def micro_batched_value_and_grad(
     on any device the peak memory drops. Part j takes entries j, j + m, j + 2m, ..., so a
     batch sharded over devices in contiguous blocks gives every device its share of each
     part. With one micro-batch this is `jax.value_and_grad(fun)`.
+
+    `prepare(params, *shared)`, if given, computes from the parameters a pytree that `fun`
+    takes as `fun(params, batch, *shared, prepared=...)` and uses instead of computing it
+    (prepared weights, see `surrogates.models.prepared`). It is computed once, each part is
+    differentiated with respect to it besides the parameters, and the parts' summed gradient
+    is pulled back through `prepare` once: the backward pass of the preparation runs once per
+    step instead of once per part.
     """
-    value_and_grad = jax.value_and_grad(fun)
     if micro_batches == 1:
-        return value_and_grad
+        return jax.value_and_grad(fun)
 
     def split(a: jax.Array) -> jax.Array:
         """(B, ...) -> (m, B / m, ...), part j holding entries j, j + m, ..."""
         parts = a.reshape(a.shape[0] // micro_batches, micro_batches, *a.shape[1:])
         return jnp.swapaxes(parts, 0, 1)
 
-    def accumulated(params: Any, batch: Any, *shared: Any) -> tuple[jax.Array, Any]:
-        def add_part(total: tuple, part: Any) -> tuple[tuple, None]:
-            return jax.tree.map(jnp.add, total, value_and_grad(params, part, *shared)), None
+    def summed(value_and_grad: Callable, args: Any, batch: Any, *shared: Any) -> tuple:
+        """The sum over parts of `value_and_grad(args, part, *shared)`."""
 
-        zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, params))
+        def add_part(total: tuple, part: Any) -> tuple[tuple, None]:
+            return jax.tree.map(jnp.add, total, value_and_grad(args, part, *shared)), None
+
+        zero = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, args))
         total, _ = jax.lax.scan(add_part, zero, jax.tree.map(split, batch))
-        return jax.tree.map(lambda t: t / micro_batches, total)
+        return total
+
+    def accumulated(params: Any, batch: Any, *shared: Any) -> tuple[jax.Array, Any]:
+        if prepare is None:
+            value, grads = summed(jax.value_and_grad(fun), params, batch, *shared)
+        else:
+            prepared, pull_back = jax.vjp(lambda p: prepare(p, *shared), params)
+
+            def with_prepared(both: tuple, part: Any, *shared: Any) -> jax.Array:
+                params, prepared = both
+                return fun(params, part, *shared, prepared=prepared)
+
+            value, (direct, through) = summed(
+                jax.value_and_grad(with_prepared), (params, prepared), batch, *shared
+            )
+            grads = jax.tree.map(jnp.add, direct, pull_back(through)[0])
+        return jax.tree.map(lambda t: t / micro_batches, (value, grads))
 
     return accumulated
 
@@ -154,21 +181,25 @@ def make_train_step(
     the batch (see `micro_batched_value_and_grad`).
     """
 
-    def loss_of(params, batch, rest, n_ar):
+    def loss_of(params, batch, rest, n_ar, *, prepared=None):
         windows, pde_params, static = batch
         stepper = nnx.merge(graphdef, params, rest)
-        return rollout_loss(
-            stepper,
-            windows,
-            n_ar,
-            loss=loss,
-            pushforward=pushforward,
-            remat=remat,
-            params=pde_params,
-            static=static,
-        )
+        with given(stepper, prepared):
+            return rollout_loss(
+                stepper,
+                windows,
+                n_ar,
+                loss=loss,
+                pushforward=pushforward,
+                remat=remat,
+                params=pde_params,
+                static=static,
+            )
 
-    value_and_grad = micro_batched_value_and_grad(loss_of, micro_batches)
+    def prepare(params, rest, n_ar):
+        return prepare_all(nnx.merge(graphdef, params, rest))
+
+    value_and_grad = micro_batched_value_and_grad(loss_of, micro_batches, prepare)
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, rest, fields, param_table, static, trajectory, start, n_ar):

@@ -189,11 +189,33 @@ def test_micro_batches_see_interleaved_parts_and_average_to_the_whole_batch():
     assert float(value) == pytest.approx(0.7 * float(jnp.mean(x[:3, 0])), rel=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["rel_l2", "h1"])
-def test_micro_batched_step_makes_the_whole_batch_update(loss):
+def test_prepared_once_gives_the_gradient_of_preparing_in_every_part():
+    # fun uses prepare(params) = (w^2 * s, tanh(w)) when given it, else computes it itself.
+    def prepare(params, s):
+        return {"square": params["w"] ** 2 * s, "tanh": jnp.tanh(params["w"])}
+
+    def fun(params, batch, s, *, prepared=None):
+        prepared = prepare(params, s) if prepared is None else prepared
+        w2, t = prepared["square"], prepared["tanh"]
+        return jnp.mean(jnp.sin(batch @ w2) * t[0] + params["b"] * batch[:, 1] ** 2)
+
+    params = {"w": jnp.asarray([0.3, -0.8, 1.1]), "b": jnp.asarray(0.5)}
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(8, 3)), jnp.float32)
+    whole = jax.value_and_grad(fun)(params, x, 1.5)
+    for m in (2, 4):
+        got = jax.jit(micro_batched_value_and_grad(fun, m, prepare))(params, x, 1.5)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(whole), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("loss", "factorization"), [("rel_l2", None), ("h1", None), ("rel_l2", "tucker")]
+)
+def test_micro_batched_step_makes_the_whole_batch_update(loss, factorization):
+    # Three blocks: a scanned run of two and the last; the weights are prepared once per step.
     fields = jnp.asarray(np.random.default_rng(7).normal(size=(5, 7, 8, 2)), jnp.float32)
     rows, starts = jnp.array([0, 4, 2, 1]), jnp.array([0, 2, 3, 1])
-    model = FNO((4,), 4, 2, 8, n_layers=2, rngs=nnx.Rngs(0))
+    model = FNO((4,), 4, 2, 8, n_layers=3, factorization=factorization, rank=0.5, rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(Stepper(model, history=2, channels=2), nnx.Param, ...)
     tx = optax.adam(1e-2)
     results = []
