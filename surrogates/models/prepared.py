@@ -10,8 +10,9 @@ That lets a training step split the gradient at the prepared form. Under
 `train.micro_batches` it prepares once before the loop over parts, takes each part's gradient
 with respect to the prepared form (besides the parameters), and pulls the sum back to the
 parameters once (see `steps.micro_batched_value_and_grad`); otherwise the backward pass of the
-preparation would run once per part. For a Tucker TFNO at 64 x 64 on CPU in 8 parts this took
-6% off the step.
+preparation would run once per part. On the Tucker TFNO of
+`experiments/perf/vs_neuraloperator.py` (CPU) this took 3-6% off the step in 4 and 8 parts; the
+dense FNO's preparation is too cheap to tell.
 
     prepared = prepare_all(model)            # {path: prepared form}, from parameters only
     with given(model, prepared):
