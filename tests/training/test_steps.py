@@ -232,6 +232,25 @@ def test_micro_batched_step_makes_the_whole_batch_update(loss, factorization):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def test_micro_batched_step_of_a_model_without_prepared_weights():
+    # Nothing to prepare: the pulled-back part of the gradient is empty.
+    fields = jnp.asarray(np.random.default_rng(8).normal(size=(5, 7, 8, 2)), jnp.float32)
+    rows, starts = jnp.array([0, 4, 2, 1]), jnp.array([0, 2, 3, 1])
+    graphdef, params, rest = nnx.split(Stepper(Scale(2), history=2, channels=2), nnx.Param, ...)
+    tx = optax.sgd(0.1)
+    results = []
+    for m in (1, 4):
+        step = make_train_step(
+            graphdef, tx, window=4, loss="mse", pushforward=False, remat=False, micro_batches=m
+        )
+        copy = jax.tree.map(jnp.copy, params)
+        results.append(step(copy, tx.init(copy), rest, fields, None, None, rows, starts, 1))
+    (whole, _, whole_loss), (parts, _, parts_loss) = results
+    assert float(parts_loss) == pytest.approx(float(whole_loss), rel=1e-6)
+    np.testing.assert_allclose(parts["model"]["a"][...], whole["model"]["a"][...], rtol=1e-6)
+    assert float(whole["model"]["a"][...]) != pytest.approx(0.9)
+
+
 def test_h1_loss_matches_the_discrete_derivatives_of_sines():
     # target sin(2 pi x), error eps sin(6 pi x): sums of squares over a periodic grid of N are
     # N / 2 for both the sines and the cosines the central differences give, whose amplitudes
