@@ -33,8 +33,7 @@ import optax
 from flax import nnx
 
 from surrogates.models import registry
-from surrogates.models.prepared import given, prepare_all
-from surrogates.training.steps import micro_batched_value_and_grad
+from surrogates.training.steps import model_value_and_grad
 
 
 @dataclass(frozen=True)
@@ -74,19 +73,13 @@ def ours(
     x = jnp.asarray(rng.normal(size=(batch, size, size, channels[0])), jnp.float32)
     y = jnp.asarray(rng.normal(size=(batch, size, size, channels[1])), jnp.float32)
 
-    def loss_of(params, batch, *, prepared=None):
+    def loss_of(model, batch):
         x, y = batch
-        model = nnx.merge(graphdef, params, rest)
-        with given(model, prepared):
-            return jnp.mean(jnp.square(model(x) - y))
-
-    def prepare(params):
-        return prepare_all(nnx.merge(graphdef, params, rest))
+        return jnp.mean(jnp.square(model(x) - y))
 
     def train_step(params, opt_state, x, y, *, parts: int):
-        # As the engine's step: weights prepared once per step (`surrogates.models.prepared`).
-        value_and_grad = micro_batched_value_and_grad(loss_of, parts, prepare)
-        loss, grads = value_and_grad(params, (x, y))
+        # The engine's gradient: micro-batched, weights prepared once per step.
+        loss, grads = model_value_and_grad(graphdef, loss_of, parts)(params, (x, y), rest)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 

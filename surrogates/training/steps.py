@@ -161,6 +161,28 @@ def micro_batched_value_and_grad(
     return accumulated
 
 
+def model_value_and_grad(
+    graphdef: nnx.GraphDef, loss: Callable[..., jax.Array], micro_batches: int
+) -> Callable[..., tuple[jax.Array, Any]]:
+    """`(params, batch, rest, *shared) -> (value, grads)` of `loss(model, batch, *shared)`
+    for the model `nnx.merge(graphdef, params, rest)`, gradients by `params`.
+
+    Over `micro_batches` parts (see `micro_batched_value_and_grad`), with the model's prepared
+    weights (`surrogates.models.prepared`) prepared once per step and their gradient pulled
+    back once.
+    """
+
+    def fun(params: Any, batch: Any, rest: Any, *shared: Any, prepared: Any = None) -> jax.Array:
+        model = nnx.merge(graphdef, params, rest)
+        with given(model, prepared):
+            return loss(model, batch, *shared)
+
+    def prepare(params: Any, rest: Any, *shared: Any) -> Any:
+        return prepare_all(nnx.merge(graphdef, params, rest))
+
+    return micro_batched_value_and_grad(fun, micro_batches, prepare)
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     tx: optax.GradientTransformation,
@@ -181,25 +203,20 @@ def make_train_step(
     the batch (see `micro_batched_value_and_grad`).
     """
 
-    def loss_of(params, batch, rest, n_ar, *, prepared=None):
+    def loss_of(stepper, batch, n_ar):
         windows, pde_params, static = batch
-        stepper = nnx.merge(graphdef, params, rest)
-        with given(stepper, prepared):
-            return rollout_loss(
-                stepper,
-                windows,
-                n_ar,
-                loss=loss,
-                pushforward=pushforward,
-                remat=remat,
-                params=pde_params,
-                static=static,
-            )
+        return rollout_loss(
+            stepper,
+            windows,
+            n_ar,
+            loss=loss,
+            pushforward=pushforward,
+            remat=remat,
+            params=pde_params,
+            static=static,
+        )
 
-    def prepare(params, rest, n_ar):
-        return prepare_all(nnx.merge(graphdef, params, rest))
-
-    value_and_grad = micro_batched_value_and_grad(loss_of, micro_batches, prepare)
+    value_and_grad = model_value_and_grad(graphdef, loss_of, micro_batches)
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(params, opt_state, rest, fields, param_table, static, trajectory, start, n_ar):
