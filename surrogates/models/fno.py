@@ -205,73 +205,99 @@ def block_runs(blocks: Sequence[FNOBlock]) -> list[tuple[nnx.GraphDef, list[FNOB
 
 
 def prepare_blocks(blocks: Sequence[FNOBlock]) -> list[Prepared]:
-    """Each run's spectral weights as the contraction takes them (see `FNOBlock.prepare`),
-    stacked over the run's blocks with one `vmap` (a lone block's unstacked)."""
-    prepared = []
-    for graphdef, run in block_runs(blocks):
-        if len(run) == 1:
-            prepared.append(run[0].prepare())
-            continue
-        states = _stacked_states(run)
-        prepared.append(jax.vmap(lambda state, g=graphdef: nnx.merge(g, state).prepare())(states))
-    return prepared
-
-
-def _stacked_states(run: Sequence[FNOBlock]) -> Any:
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *(nnx.state(b) for b in run))
+    """Each block's spectral weights as the contraction takes them (see `FNOBlock.prepare`)."""
+    return [block.prepare() for block in blocks]
 
 
 # The variables of a block that its `prepare()` reads: the spectral weights, not their bias.
 _PREPARED_FROM = nnx.All(nnx.PathContains("spectral"), nnx.Not(nnx.PathContains("bias")))
 
 
-def _scanned_states(run: Sequence[FNOBlock]) -> Any:
-    """The run's stacked states with the spectral weights' gradients stopped.
+def _state_without_weight_gradients(block: FNOBlock) -> Any:
+    """The block's state with the spectral weights' gradients stopped.
 
-    The scanned step computes with the prepared weights, never these, so their gradients
-    are zero; left to autodiff the scan would still fill and carry a stacked zero gradient
-    for them in every backward pass (in every micro-batch). Their gradients flow through the
-    preparation instead.
+    The blocks compute with the prepared weights, never these, so their gradients are zero;
+    left to autodiff, the backward pass would still fill a zero gradient for them (in every
+    micro-batch). Their gradients flow through the preparation instead.
     """
-    weights, others = nnx.split_state(_stacked_states(run), _PREPARED_FROM, ...)
+    weights, others = nnx.split_state(nnx.state(block), _PREPARED_FROM, ...)
     return nnx.merge_state(jax.lax.stop_gradient(weights), others)
 
 
 def apply_blocks(
     blocks: Sequence[FNOBlock], x: jax.Array, prepared: list[Prepared] | None = None
 ) -> jax.Array:
-    """`x` through `blocks` in order; each run of alike blocks as one rematerialised scan.
+    """`x` through `blocks` in order; each run of alike blocks as one computation.
 
     Consecutive blocks of the same structure (in an FNO all but the last, which leaves out
-    its output activation) run as one `lax.scan` over their stacked parameters, with the step
-    rematerialised for the backward pass. The scan stores each block's output once. Unrolled,
-    XLA on CPU instead fuses the cheap end of a block's activation into each of its consumers,
-    the next blocks' skips included, so every block recomputes earlier ones' ends (an
-    `optimization_barrier` does not stop it: XLA's CPU pipeline removes barriers first).
-    Rematerialising the step keeps the backward pass from stacking every intermediate of
-    every block, which cost more than recomputing them. Measured on the FNO of
-    `experiments/perf/vs_neuraloperator.py` (CPU): unrolled, the forward pass took 1.4 times
-    as long and the training step 1.3 times; a scan without remat made the step 1.5 times.
+    its output activation) run as one `lax.scan` over their stacked parameters when only
+    values are wanted, unrolled when differentiated (see `_alike_blocks`).
 
-    `prepared` is `prepare_blocks(blocks)`, made here when None. The runs' weights are
-    prepared before their scans, outside the rematerialised step, so the backward pass does
-    not redo them and, under `train.micro_batches`, XLA hoists them out of the loop over
-    parts: the same weights serve every part.
+    `prepared` is `prepare_blocks(blocks)`, made here when None. The weights are prepared
+    before the blocks run, so under `train.micro_batches` XLA hoists them out of the loop
+    over parts: the same weights serve every part.
     """
     prepared = prepare_blocks(blocks) if prepared is None else prepared
-    for (graphdef, run), ready in zip(block_runs(blocks), prepared, strict=True):
+    done = 0
+    for graphdef, run in block_runs(blocks):
+        ready = prepared[done : done + len(run)]
+        done += len(run)
         if len(run) == 1:
-            x = run[0](x, ready)
-            continue
-
-        def step(h: jax.Array, xs: tuple, graphdef: nnx.GraphDef = graphdef) -> tuple:
-            state, ready = xs
-            return nnx.merge(graphdef, state)(h, ready), None
-
-        x, _ = jax.lax.scan(
-            jax.checkpoint(step, prevent_cse=False), x, (_scanned_states(run), ready)
-        )
+            x = run[0](x, ready[0])
+        else:
+            states = [_state_without_weight_gradients(block) for block in run]
+            x = _alike_blocks(graphdef)(states, ready, x)
     return x
+
+
+def _alike_blocks(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
+    """`(states, prepared, x) -> y`: `x` (B, *X, C) through the blocks of structure
+    `graphdef` with these states and prepared weights (one list entry per block).
+
+    The value is one `lax.scan` over the blocks' stacked states and weights; its gradient (a
+    custom VJP) comes from the blocks unrolled, each rematerialised (`jax.checkpoint`). The
+    two were measured on the FNO of `experiments/perf/vs_neuraloperator.py` (CPU), and they
+    win in opposite cases:
+
+    - Forward pass: unrolled, XLA on CPU fuses the cheap end of a block's activation into
+      each of its consumers, the next block's skips included, which took about 1.4 times as
+      long as the scan (it stores each block's output once).
+    - Training step: the scan, rematerialised, took 1.1 times as long as the unrolled
+      blocks, spent slicing and stacking each block's inputs, weights, outputs and
+      gradients.
+
+    Rematerialising a block leaves a barrier behind which the backward pass keeps only the
+    block's input. XLA on CPU drops such barriers and merges the recomputation into the
+    forward pass, so there every intermediate is kept: at batch 16 the training step's
+    scratch memory went from 172 MB (the scan) to 342 MB; `train.micro_batches` divides it.
+    """
+
+    def block(state: Any, h: jax.Array, ready: Prepared) -> jax.Array:
+        return nnx.merge(graphdef, state)(h, ready)
+
+    def scanned(states: list, ready: list, x: jax.Array) -> jax.Array:
+        def step(h: jax.Array, xs: tuple) -> tuple[jax.Array, None]:
+            return block(xs[0], h, xs[1]), None
+
+        pairs = zip(states, ready, strict=True)
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *pairs)
+        return jax.lax.scan(step, x, stacked)[0]
+
+    def unrolled(states: list, ready: list, x: jax.Array) -> jax.Array:
+        rematerialised = jax.checkpoint(block)
+        for state, weights in zip(states, ready, strict=True):
+            x = rematerialised(state, x, weights)
+        return x
+
+    def forward(states: list, ready: list, x: jax.Array) -> tuple[jax.Array, Callable]:
+        return jax.vjp(unrolled, states, ready, x)
+
+    def backward(pullback: Callable, g: jax.Array) -> tuple:
+        return pullback(g)
+
+    run = jax.custom_vjp(scanned)
+    run.defvjp(forward, backward)
+    return run
 
 
 def grid_embedding(x: jax.Array) -> jax.Array:
@@ -419,8 +445,8 @@ class FNO(nnx.Module):
         return self.projection(x)
 
     def prepare_weights(self) -> list[Prepared]:
-        """Every block's spectral weights as the contraction takes them, one entry per run of
-        alike blocks (see `prepare_blocks`); the forward pass uses them when given (see
+        """Every block's spectral weights as the contraction takes them, one entry per block
+        (see `prepare_blocks`); the forward pass uses them when given (see
         `surrogates.models.prepared`).
         """
         return prepare_blocks(self.blocks)

@@ -243,6 +243,32 @@ def test_scanned_blocks_match_unrolled_ones_in_values_and_gradients(different_bl
         )
 
 
+def primitives(jaxpr: jax.extend.core.ClosedJaxpr) -> set[str]:
+    """Names of the primitives in `jaxpr` and every jaxpr nested in it."""
+    names = set()
+    for eqn in jaxpr.jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names |= primitives(jax.extend.core.ClosedJaxpr(sub, ()))
+    return names
+
+
+def test_blocks_are_scanned_for_values_and_unrolled_for_gradients():
+    fno = filled_fno((6, 6), 3, 2, 8, n_layers=4, seed=7)
+    graphdef, params = nnx.split(fno.blocks)
+    x = jnp.ones((2, 12, 10, 8))
+
+    def run(p, h):
+        return apply_blocks(list(nnx.merge(graphdef, p)), h)
+
+    assert "scan" in primitives(jax.make_jaxpr(run)(params, x))
+    gradient = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(run(p, x))))(params)
+    assert "scan" not in primitives(gradient)
+    # The three alike blocks rematerialised one by one; the last (alone) is not.
+    remat = jax.make_jaxpr(jax.checkpoint(jnp.sin))(1.0).jaxpr.eqns[0].primitive.name
+    assert sum(eqn.primitive.name == remat for eqn in gradient.jaxpr.eqns) == 3
+
+
 def test_jit_matches_eager_and_params_are_ignored(model):
     x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 9, 8, 3)), jnp.float32)
     eager = np.asarray(model(x, params={"nu": jnp.ones(2)}))

@@ -16,7 +16,7 @@ from surrogates.training.stepper import Stepper
 
 
 def fno(seed: int = 0, **kwargs) -> FNO:
-    # Three blocks: a scanned run of two alike blocks, then the last one alone.
+    # Three blocks: a run of two alike blocks, then the last one alone.
     return FNO((6, 6), 3, 2, 8, n_layers=3, rngs=nnx.Rngs(seed), **kwargs)
 
 
@@ -26,9 +26,9 @@ def test_prepared_weights_are_found_by_path_in_wrapped_models():
     assert set(prepare_all(Multigrid(model, levels=1, padding=0.0))) == {"operator"}
     stepper = Stepper(Multigrid(model, levels=1, padding=0.0), history=1, channels=3)
     assert set(prepare_all(stepper)) == {"model/operator"}
-    # One entry per run of alike blocks: the stacked run, then the last block.
-    runs = prepare_all(model)[""]
-    assert [r.shape for r in runs] == [(2, 6, 4, 8, 8), (6, 4, 8, 8)]
+    # One entry per block: its complex weight, modes first.
+    blocks = prepare_all(model)[""]
+    assert [b.shape for b in blocks] == [(6, 4, 8, 8)] * 3
     assert prepare_all(nnx.Linear(2, 2, rngs=nnx.Rngs(0))) == {}
 
 
