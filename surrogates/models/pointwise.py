@@ -33,9 +33,13 @@ def _backward(residuals: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax
     x, kernel = residuals
     rows_x = x.reshape(-1, x.shape[-1])
     rows_g = g.reshape(-1, g.shape[-1])
-    # XLA transposes the left factor: let that be the narrower one.
-    narrow_g = rows_g.shape[1] <= rows_x.shape[1]
-    d_kernel = (rows_g.T @ rows_x).T if narrow_g else rows_x.T @ rows_g
+    # XLA transposes the left factor: let that be the narrower one. The barrier keeps XLA
+    # from folding the transpose of the (small) result back into the product, which would
+    # swap the factors again.
+    if rows_g.shape[1] <= rows_x.shape[1]:
+        d_kernel = jax.lax.optimization_barrier(rows_g.T @ rows_x).T
+    else:
+        d_kernel = rows_x.T @ rows_g
     return g @ kernel.T, d_kernel.astype(kernel.dtype)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +30,24 @@ def test_gradient_equals_autodiff_of_the_plain_product(fan_in, fan_out):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
     for got, want in zip(got_vjp(g), want_vjp(g), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("fan_in", "fan_out"), [(32, 16), (16, 32)])
+def test_weight_gradient_transposes_the_narrower_operand_after_compilation(fan_in, fan_out):
+    # The product's left factor is the one read transposed; XLA on CPU would turn
+    # (g^T x)^T back into x^T g if nothing stopped it.
+    x = jnp.ones((4096, fan_in))
+    g = jnp.ones((4096, fan_out))
+
+    def kernel_gradient(x, kernel, g):
+        return jax.vjp(channel_matmul, x, kernel)[1](g)[1]
+
+    compiled = jax.jit(kernel_gradient).lower(x, jnp.ones((fan_in, fan_out)), g).compile()
+    narrow, wide = sorted((fan_in, fan_out))
+    assert re.search(rf"f32\[{narrow},{wide}\]\S* dot\(", compiled.as_text())
+    np.testing.assert_array_equal(
+        np.asarray(compiled(x, jnp.ones((fan_in, fan_out)), g)), np.full((fan_in, fan_out), 4096)
+    )
 
 
 def test_channel_linear_is_nnx_linear_in_values_gradients_and_parameters():
