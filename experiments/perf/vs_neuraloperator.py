@@ -3,14 +3,16 @@
 Builds the same architecture in both libraries (default: 2D 64x64, 3 channels in, 1 out,
 hidden 32, n_modes (16, 16), 4 layers, batch 16; FNO dense and TFNO Tucker rank 0.1), checks
 that the parameter counts are equal, then measures training steps (Adam, MSE) and inference
-(forward only) of both, alternating the two libraries round by round so that both see the
-same machine state. Training is timed with the batch taken whole ("train in 1") and as 2, 4 and
-8 micro-batches whose gradients are accumulated ("train in 2" ...; the same update),
-in both libraries alike: `train.micro_batches` of the engine. Prints samples per second of
-each and the ratio ours / neuraloperator (higher is faster here). The header shows the
-machine's load average: PyTorch's CPU throughput drops far more than XLA's when other
-processes compete for the cores (over ten times on a busy 2-core machine), so ratios measured
-under load overstate ours. Needs the `compare` extra:
+(forward only) of both. Every round times every task of both libraries, so that all rows see
+the same machine states (see `interleaved`). Training is timed with the batch taken whole
+("train in 1") and as 2, 4 and 8 micro-batches whose gradients are accumulated ("train in 2"
+...; the same update), in both libraries alike: `train.micro_batches` of the engine. Prints
+samples per second of each and the ratio ours / neuraloperator (higher is faster here), and
+per model the best training row of each library against the other's ("train, best"). The
+parameters and optimiser state are updated in place in both (buffer donation here). The
+header shows the machine's load average: PyTorch's CPU throughput drops far more than XLA's
+when other processes compete for the cores (over ten times on a busy 2-core machine), so
+ratios measured under load overstate ours. Needs the `compare` extra:
 
     .venv/bin/pip install -e ".[compare]"
     .venv/bin/python experiments/perf/vs_neuraloperator.py [--rounds 5] [--steps 10]
@@ -148,30 +150,39 @@ def theirs(
     return {parts: trainer(parts) for parts in micro_batches}, infer, count_model_params(model)
 
 
-def alternate(
-    ours_run: Callable[[int], None],
-    theirs_run: Callable[[int], None],
+def interleaved(
+    tasks: dict[str, tuple[Callable[[int], None], Callable[[int], None]]],
     *,
     rounds: int,
     steps: int,
     pause: float,
-) -> tuple[float, float]:
-    """Median seconds per step of each, timed in alternating rounds after one warm-up each.
+) -> dict[str, tuple[float, float]]:
+    """Median seconds per step of ours and theirs for every task, after one warm-up each.
 
-    Each round starts after `pause` seconds of idling: the threads of one library keep
-    spinning for a while after its last operation (PyTorch's OpenMP pool does), and would
-    otherwise slow down the round of the other that follows.
+    Every round times every task of both libraries, so all tasks sample the same machine
+    states and rows can be compared with each other (the best of one library against the
+    best of the other), not only within a row: on a shared machine throughput drifts by
+    10-20% within minutes. Which library goes first alternates from round to round. Each
+    timing starts after `pause` seconds of idling: the threads of one library keep spinning
+    for a while after its last operation (PyTorch's OpenMP pool does), and would otherwise
+    slow down whatever runs next.
     """
-    ours_run(2)
-    theirs_run(2)
-    times: dict[str, list[float]] = {"ours": [], "theirs": []}
-    for _ in range(rounds):
-        for key, run in (("ours", ours_run), ("theirs", theirs_run)):
-            time.sleep(pause)
-            start = time.perf_counter()
-            run(steps)
-            times[key].append((time.perf_counter() - start) / steps)
-    return statistics.median(times["ours"]), statistics.median(times["theirs"])
+    for ours_run, theirs_run in tasks.values():
+        ours_run(2)
+        theirs_run(2)
+    times: dict[str, tuple[list[float], list[float]]] = {task: ([], []) for task in tasks}
+    for round_ in range(rounds):
+        for task, runs in tasks.items():
+            order = (0, 1) if round_ % 2 == 0 else (1, 0)
+            for side in order:
+                time.sleep(pause)
+                start = time.perf_counter()
+                runs[side](steps)
+                times[task][side].append((time.perf_counter() - start) / steps)
+    return {
+        task: (statistics.median(ours), statistics.median(theirs))
+        for task, (ours, theirs) in times.items()
+    }
 
 
 def main() -> None:
@@ -217,15 +228,22 @@ def main() -> None:
             raise SystemExit(
                 f"{variant.label}: {our_count} parameters here, {their_count} in neuraloperator"
             )
-        tasks = [(f"train in {m}", our_train[m], their_train[m]) for m in parts]
-        for task, mine, other in [*tasks, ("inference", our_infer, their_infer)]:
-            fast, slow = alternate(
-                mine, other, rounds=args.rounds, steps=args.steps, pause=args.pause
-            )
+        tasks = {f"train in {m}": (our_train[m], their_train[m]) for m in parts}
+        tasks["inference"] = (our_infer, their_infer)
+        seconds = interleaved(tasks, rounds=args.rounds, steps=args.steps, pause=args.pause)
+        for task, (fast, slow) in seconds.items():
             print(
                 f"{variant.label:<18} {our_count:>9} {task:<12} {args.batch / fast:>9.1f} "
                 f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}"
             )
+        training = [task for task in seconds if task.startswith("train")]
+        ours_best = min(training, key=lambda task: seconds[task][0])
+        theirs_best = min(training, key=lambda task: seconds[task][1])
+        fast, slow = seconds[ours_best][0], seconds[theirs_best][1]
+        print(
+            f"{variant.label:<18} {our_count:>9} {'train, best':<12} {args.batch / fast:>9.1f} "
+            f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}   ({ours_best} against {theirs_best})"
+        )
 
 
 if __name__ == "__main__":
