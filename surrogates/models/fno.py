@@ -10,7 +10,8 @@ starts from the same distribution as its PyTorch twin.
 `TFNO` is the same model with Tucker-factorized spectral weights (neuraloperator's TFNO).
 
 Gradients are reverse mode only: the dense layers and the truncated DFTs have hand-written
-VJPs laid out for XLA (see `pointwise` and `spectral`), which forward mode cannot go through.
+VJPs laid out for XLA (see `pointwise` and `spectral`), and the blocks take their gradient by
+another path than their value (see `_alike_blocks`); forward mode cannot go through either.
 """
 
 from __future__ import annotations
