@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # XLA on CPU takes each step's scratch memory afresh from the system; with glibc's transparent
 # huge pages the kernel maps it in 2 MB pages instead of 4 kB ones, far fewer page faults (the
-# quickstart's training step: about 30 ms against 39 ms; see the README). Ignored where unsupported.
+# quickstart's training step: about 28 ms against 36 ms; see the README). Ignored where unsupported.
 export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: demo test lint format clean
