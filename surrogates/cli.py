@@ -2,16 +2,26 @@
 
 A thin layer over the library: each command parses its arguments, calls one library function
 and prints. Bad input (`SurrogatesError`) becomes one line on stderr and exit code 2.
+
+XLA on CPU takes each step's scratch memory afresh from the system; glibc can map it in
+transparent huge pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`), far fewer page faults and a
+faster step. glibc reads the variable only when a process starts, so the command, when the
+variable is unset on Linux with glibc, starts itself again with it set (a value of the user's
+own is kept as it is).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from surrogates.errors import SurrogatesError
+
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -41,12 +51,12 @@ def _train(args: argparse.Namespace) -> None:
     if args.resume is not None:
         if args.override:
             raise ConfigError("-o overrides do not apply to --resume (the run keeps its config)")
-        from surrogates.training.engine import resume
+        from surrogates.workflow import resume
 
         folder = resume(args.resume, progress=not args.quiet)
     else:
         from surrogates.config import load_experiment
-        from surrogates.training.engine import train
+        from surrogates.workflow import train
 
         experiment = load_experiment(args.experiment, args.override)
         folder = train(experiment, progress=not args.quiet)
@@ -56,23 +66,26 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from surrogates.evaluation.report import evaluate_run
+    from surrogates.workflow import evaluate
 
     console = None if args.quiet else Console(stderr=True)
-    print(evaluate_run(args.run_dir, data=args.data, stride_x=args.stride_x, console=console))
+    print(evaluate(args.run_dir, data=args.data, stride_x=args.stride_x, console=console))
 
 
 def _benchmark(args: argparse.Namespace) -> None:
-    from surrogates.evaluation.suites import run_suite
+    from surrogates.suites import run_suite
 
     print(run_suite(args.suite, overrides=args.override, progress=not args.quiet))
 
 
 def _models(args: argparse.Namespace) -> None:
-    from surrogates.models import available, summary
+    from surrogates.models import available, summary, wrapper_summary, wrappers
 
     for name in available():
         print(f"{name:14s} {summary(name)}")
+    print("\nwrappers (model.wrappers):")
+    for name in wrappers():
+        print(f"{name:14s} {wrapper_summary(name)}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,7 +162,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def restart_with_huge_pages(
+    argv: Sequence[str],
+    environ: Mapping[str, str] = os.environ,
+    *,
+    execve: Callable[[str, list[str], dict[str, str]], object] = os.execve,
+    system: str = sys.platform,
+    libc: str | None = None,
+) -> None:
+    """Start this command again as `python -m surrogates ARGV` with `GLIBC_TUNABLES` set to
+    `HUGE_PAGES`, unless it is set already (a user's own value wins) or this is not Linux
+    with glibc. Returns only when it does not restart."""
+    if "GLIBC_TUNABLES" in environ or not system.startswith("linux"):
+        return
+    if (libc if libc is not None else platform.libc_ver()[0]) != "glibc":
+        return
+    arguments = [sys.executable, "-m", "surrogates", *argv]
+    execve(sys.executable, arguments, {**environ, "GLIBC_TUNABLES": HUGE_PAGES})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command; called without `argv` (the `surrogates` command itself) it first makes
+    sure of the huge-page setting (`restart_with_huge_pages`)."""
+    if argv is None:
+        restart_with_huge_pages(sys.argv[1:])
     args = _parser().parse_args(argv)
     try:
         args.run(args)

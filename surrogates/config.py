@@ -3,8 +3,14 @@
 `load_experiment("experiments/quickstart.yaml", ["train.epochs=5", "model.hidden_channels=32"])`
 reads the YAML, applies the overrides (values parsed as YAML), and validates everything:
 an unknown key, a wrong type or a bad value raises `ConfigError` naming the key path and what
-is allowed, with a close spelling when there is one. Model arguments are checked against the
-registered model's constructor.
+is allowed, with a close spelling when there is one.
+
+An experiment's `task:` says what kind of learning problem it is and so which schema applies
+(a discriminated union, default `operator`: an autoregressive operator on stored
+trajectories); each kind registers its schema with `register_experiment`. The sections common
+to every kind are `train` (the trainer's settings: epochs, optimizer phases, checkpoint
+selection, freezing) and `run`. Model arguments are checked against the registered model's
+constructor when a config is loaded; this module itself imports no JAX.
 """
 
 from __future__ import annotations
@@ -12,20 +18,19 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from surrogates.errors import ConfigError, ModelError
-from surrogates.evaluation.metrics import METRIC_NAMES
-from surrogates.validation import StrictModel, describe_error, load_yaml, validate
+from surrogates.metric_names import METRIC_NAMES
+from surrogates.schema import StrictModel, describe_error, load_yaml, validate
 
 Positive = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
-# Set by the engine from the data; a config may not set them.
-ENGINE_MODEL_ARGS = ("in_channels", "out_channels", "rngs")
 
 
 class SplitSpec(StrictModel):
@@ -47,7 +52,11 @@ class SplitSpec(StrictModel):
 
 
 class DataSpec(StrictModel):
-    """Benchmark files (paths or glob patterns), windows and normalisation."""
+    """Benchmark files (paths or glob patterns), windows and normalisation.
+
+    `params` names the file attributes (PDE parameters) fed to the model as `pde_params`;
+    None takes those that vary across the files, and a run records the names it resolved.
+    """
 
     files: Annotated[list[str], Field(min_length=1)]
     recipe: str | None = None
@@ -61,50 +70,74 @@ class DataSpec(StrictModel):
     normalize: bool = True
     # Feed the data's static fields (Darcy's coefficient) to the model as input channels.
     static: bool = True
+    params: list[str] | None = None
     windows_per_trajectory: Positive = 1
     memory_gb: Annotated[float, Field(gt=0)] = 4.0
 
 
-class MultigridSpec(StrictModel):
-    """MG-TFNO patching around the model (`surrogates.models.multigrid`): `2**levels` patches
-    per axis padded by `padding` (a fraction of the full size), with `levels` coarser context
-    views as extra input channels; `stitching: false` scores the training loss per patch.
-    """
-
-    levels: Annotated[int, Field(ge=1, le=6)] = 1
-    padding: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
-    stitching: bool = True
-
-
-class IncrementalSpec(StrictModel):
-    """Incremental modes (neuraloperator's incremental FNO): training starts with
-    `start_modes` Fourier modes per axis and grows them by `step` every `every_epochs`
-    epochs up to the model's `n_modes`, whose weights are allocated from the start.
-    """
-
-    start_modes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
-    every_epochs: Positive = 10
-    step: Positive = 1
-
-
 class ModelSpec(StrictModel):
-    """A registry name and that model's constructor arguments (checked against it), plus the
-    engine's wrappers: `multigrid` patching.
+    """A registry name and that model's constructor arguments (checked against it), and the
+    stack of wrappers around it, outermost first: `wrappers: [{multigrid: {levels: 1}}]`.
+    The former `multigrid: {...}` key is read as a one-wrapper stack.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True)
     name: str
-    multigrid: MultigridSpec | None = None
+    wrappers: list[dict[str, dict[str, Any] | None]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multigrid_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "multigrid" not in data:
+            return data
+        data = dict(data)
+        options = data.pop("multigrid")
+        if data.get("wrappers"):
+            raise ValueError("multigrid: give the patching as a wrappers entry, not both keys")
+        data["wrappers"] = [{"multigrid": options}]
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind_per_wrapper(self) -> ModelSpec:
+        for item in self.wrappers:
+            if len(item) != 1:
+                raise ValueError(
+                    f"wrappers: each entry is one `kind: {{options}}` mapping, found {item}"
+                )
+        return self
 
     def arguments(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    def wrapper_list(self) -> list[tuple[str, dict[str, Any]]]:
+        """`(kind, options)` of every wrapper, outermost first."""
+        return [
+            (kind, dict(options or {})) for item in self.wrappers for kind, options in item.items()
+        ]
+
 
 class OptimizerSpec(StrictModel):
-    name: Literal["adam", "adamw"] = "adam"
+    """`adam` (torch's coupled weight decay), `adamw`, or `lbfgs` (its line search sets the
+    step; `memory_size` past updates)."""
+
+    name: Literal["adam", "adamw", "lbfgs"] = "adam"
     lr: Annotated[float, Field(gt=0)] = 1e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     clip_norm: Annotated[float, Field(gt=0)] | None = None
+    memory_size: Positive = 10
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> OptimizerSpec:
+        default = OptimizerSpec.model_construct()
+        if self.name == "lbfgs":
+            for key in ("lr", "weight_decay", "clip_norm"):
+                if getattr(self, key) != getattr(default, key):
+                    raise ValueError(
+                        f"{key}: does not apply to lbfgs (its line search sets the step)"
+                    )
+        elif self.memory_size != default.memory_size:
+            raise ValueError(f"memory_size: applies to lbfgs only, not {self.name}")
+        return self
 
 
 class ScheduleSpec(StrictModel):
@@ -113,6 +146,125 @@ class ScheduleSpec(StrictModel):
     step_epochs: Positive = 100
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.5
     final_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class PhaseSpec(StrictModel):
+    """`epochs` epochs trained with one optimizer and schedule (counted from the phase's start)."""
+
+    epochs: Positive
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+
+    @model_validator(mode="after")
+    def _schedule_applies(self) -> PhaseSpec:
+        if self.optimizer.name == "lbfgs" and self.schedule != ScheduleSpec():
+            raise ValueError("schedule: does not apply to lbfgs (its line search sets the step)")
+        return self
+
+
+class FreezeSpec(StrictModel):
+    """Hold part of the model still for the first `epochs` epochs. `module` is a dotted path in
+    the configured model: `operator` for the model inside a wrapper, `blocks.0` for an FNO's
+    first block, `operator.lifting` for the lifting of a wrapped FNO."""
+
+    module: Annotated[str, Field(min_length=1)]
+    epochs: Positive
+
+
+class TrainSpec(StrictModel):
+    """The trainer's settings, common to every task.
+
+    One optimizer and schedule for all `epochs`, or `phases` (say Adam, then L-BFGS) whose
+    epochs add up to `epochs`. `select`: the checkpoint evaluated at the end, `best` by the
+    task's validation score or `last` (the final iterate).
+    """
+
+    epochs: Positive = 10
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    phases: list[PhaseSpec] = Field(default_factory=list)
+    select: Literal["best", "last"] = "best"
+    freeze: FreezeSpec | None = None
+    checkpoint_every: Positive = 1
+    seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _epochs_from_phases(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("phases") and "epochs" not in data:
+            phases = data["phases"]
+            if isinstance(phases, list) and all(isinstance(p, dict) for p in phases):
+                total = sum(p.get("epochs", 0) for p in phases)
+                if isinstance(total, int) and total > 0:
+                    data = {**data, "epochs": total}
+        return data
+
+    @model_validator(mode="after")
+    def _phases_fit(self) -> TrainSpec:
+        if self.phases:
+            total = sum(phase.epochs for phase in self.phases)
+            if total != self.epochs:
+                raise ValueError(f"epochs: {self.epochs}, but the phases add up to {total}")
+            if self.optimizer != OptimizerSpec() or self.schedule != ScheduleSpec():
+                raise ValueError("phases: set the optimizer and schedule per phase, not both")
+        if self.freeze is not None:
+            if self.freeze.epochs >= self.epochs:
+                raise ValueError("freeze.epochs must be below train.epochs")
+            if self._line_search_before(self.freeze.epochs):
+                raise ValueError("freeze: an lbfgs phase cannot hold part of the model still")
+        elif self.optimizer.name == "lbfgs" and self.schedule != ScheduleSpec():
+            raise ValueError("schedule: does not apply to lbfgs (its line search sets the step)")
+        return self
+
+    def _line_search_before(self, epoch: int) -> bool:
+        first = 0
+        for phase in self.phase_list():
+            if first < epoch and phase.optimizer.name == "lbfgs":
+                return True
+            first += phase.epochs
+        return False
+
+    def phase_list(self) -> list[PhaseSpec]:
+        """The optimizer phases in order (one when `phases` is not given)."""
+        if self.phases:
+            return list(self.phases)
+        return [PhaseSpec(epochs=self.epochs, optimizer=self.optimizer, schedule=self.schedule)]
+
+
+class RunSpec(StrictModel):
+    root: str = "runs"
+    distributed: bool = False
+
+
+class Experiment(StrictModel):
+    """What every experiment has: a name, its task kind, the trainer's settings and where
+    runs go. A kind's schema extends it (`OperatorExperiment`)."""
+
+    name: str
+    task: str = "operator"
+    train: TrainSpec = TrainSpec()
+    run: RunSpec = RunSpec()
+
+    def verify(self, source: str) -> None:
+        """Checks that need the model registry (called when a config is loaded)."""
+
+
+_Kind = TypeVar("_Kind", bound=type[Experiment])
+_KINDS: dict[str, type[Experiment]] = {}
+
+
+def register_experiment(kind: str) -> Callable[[_Kind], _Kind]:
+    """Class decorator: the schema of experiments with `task: <kind>`."""
+
+    def decorate(cls: _Kind) -> _Kind:
+        _KINDS[kind] = cls
+        return cls
+
+    return decorate
+
+
+def task_kinds() -> tuple[str, ...]:
+    return tuple(sorted(_KINDS))
 
 
 class CurriculumSpec(StrictModel):
@@ -137,14 +289,24 @@ class CurriculumSpec(StrictModel):
         return self
 
 
-class TrainSpec(StrictModel):
-    epochs: Positive = 10
+class IncrementalSpec(StrictModel):
+    """Incremental modes (neuraloperator's incremental FNO): training starts with
+    `start_modes` Fourier modes per axis and grows them by `step` every `every_epochs`
+    epochs up to the model's `n_modes`, whose weights are allocated from the start.
+    """
+
+    start_modes: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    every_epochs: Positive = 10
+    step: Positive = 1
+
+
+class OperatorTrainSpec(TrainSpec):
+    """The trainer's settings plus the operator task's: batches, loss, rollouts, curricula."""
+
     batch_size: Positive = 32
     # The step runs the batch as this many equal micro-batches and averages their gradients:
     # the same update, with each micro-batch's activations small enough to stay in cache.
     micro_batches: Positive = 1
-    optimizer: OptimizerSpec = OptimizerSpec()
-    schedule: ScheduleSpec = ScheduleSpec()
     loss: Literal["mse", "rel_l2", "h1"] = "mse"
     rollout_steps: Positive = 1
     curriculum: CurriculumSpec = CurriculumSpec()
@@ -152,11 +314,9 @@ class TrainSpec(StrictModel):
     residual: bool = False
     remat: bool = False
     incremental: IncrementalSpec | None = None
-    checkpoint_every: Positive = 1
-    seed: int = 0
 
     @model_validator(mode="after")
-    def _micro_batches_divide(self) -> TrainSpec:
+    def _micro_batches_divide(self) -> OperatorTrainSpec:
         if self.batch_size % self.micro_batches:
             raise ValueError(
                 f"micro_batches ({self.micro_batches}) must divide batch_size ({self.batch_size})"
@@ -174,27 +334,74 @@ class EvalSpec(StrictModel):
     snapshots: Annotated[int, Field(ge=0)] = 1
 
 
-class RunSpec(StrictModel):
-    root: str = "runs"
-    distributed: bool = False
+@register_experiment("operator")
+class OperatorExperiment(Experiment):
+    """An autoregressive (or steady) operator learned from stored trajectories."""
 
-
-class Experiment(StrictModel):
-    """One experiment: data, model, training, evaluation and where runs go."""
-
-    name: str
+    task: Literal["operator"] = "operator"
     data: DataSpec
     model: ModelSpec
-    train: TrainSpec = TrainSpec()
+    train: OperatorTrainSpec = OperatorTrainSpec()
     eval: EvalSpec = EvalSpec()
-    run: RunSpec = RunSpec()
 
     @model_validator(mode="after")
-    def _curriculum_fits(self) -> Experiment:
+    def _curriculum_fits(self) -> OperatorExperiment:
         curriculum = self.train.curriculum
         if curriculum.name == "cape_sigmoid" and curriculum.warmup_epochs >= self.train.epochs:
             raise ValueError("train.curriculum.warmup_epochs must be below train.epochs")
         return self
+
+    def verify(self, source: str) -> None:
+        """The model and every wrapper are registered and their arguments fit."""
+        from surrogates.models import registry
+
+        model = self.model
+        try:
+            cls = registry.get(model.name)
+        except ModelError as error:
+            raise ConfigError(f"{source}: model.name: {error}") from None
+        _check_arguments(cls, model.arguments(), "model", f"of {model.name}", source)
+        for index, (kind, options) in enumerate(model.wrapper_list()):
+            where = f"model.wrappers.{index}.{kind}"
+            try:
+                wrapper = registry.wrapper(kind)
+            except ModelError as error:
+                raise ConfigError(f"{source}: model.wrappers.{index}: {error}") from None
+            _check_arguments(wrapper, options, where, f"of the {kind} wrapper", source, inner=True)
+
+
+def _check_arguments(
+    cls: type, arguments: dict[str, Any], where: str, owner: str, source: str, inner: bool = False
+) -> None:
+    """Fail unless `arguments` fit `cls`'s constructor (a wrapper's first argument, the model
+    inside, and the arguments the engine supplies from the data are not the config's)."""
+    from surrogates.models.contract import CONTEXT_ARGUMENTS
+
+    constructor = cls.__init__
+    names = [p for p in inspect.signature(constructor).parameters if p != "self"]
+    if inner:
+        names = names[1:]
+    try:
+        hints = typing.get_type_hints(constructor, include_extras=True)
+    except (NameError, TypeError):
+        hints = {}
+    allowed = [name for name in names if name not in CONTEXT_ARGUMENTS]
+    for key, value in arguments.items():
+        if key in CONTEXT_ARGUMENTS:
+            raise ConfigError(f"{source}: {where}.{key}: set by the engine from the data")
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+            raise ConfigError(f"{source}: {where}.{key}: unknown argument {owner} ({hint})")
+        annotation = hints.get(key)
+        if annotation is None:
+            continue
+        try:
+            TypeAdapter(annotation).validate_python(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            detail = dict(first, loc=(*where.split("."), key, *first["loc"]))
+            raise ConfigError(f"{source}: {describe_error(OperatorExperiment, detail)}") from None
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -218,45 +425,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def parse_experiment(data: dict[str, Any], source: str = "experiment") -> Experiment:
+    """The experiment `data` describes, validated against its task's schema; `source` names
+    it in errors."""
+    kind = data.get("task", "operator")
+    if kind not in _KINDS:
+        close = difflib.get_close_matches(str(kind), list(_KINDS), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(task_kinds())}"
+        raise ConfigError(f"{source}: task: unknown task {kind!r} ({hint})")
+    experiment = validate(_KINDS[kind], data, source, ConfigError)
+    experiment.verify(source)
+    return experiment
+
+
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     """Read, override and validate an experiment; the name defaults to the file's stem."""
     path = Path(path)
     data = apply_overrides(load_yaml(path, ConfigError), list(overrides or []))
     data.setdefault("name", path.stem)
-    experiment = validate(Experiment, data, str(path), ConfigError)
-    check_model_arguments(experiment.model, str(path))
-    return experiment
-
-
-def check_model_arguments(spec: ModelSpec, source: str) -> None:
-    """Fail unless `spec` names a registered model and its arguments fit the constructor."""
-    from surrogates.models import registry
-
-    try:
-        constructor = registry.get(spec.name).__init__
-    except ModelError as error:
-        raise ConfigError(f"{source}: model.name: {error}") from None
-    parameters = inspect.signature(constructor).parameters
-    try:
-        hints = typing.get_type_hints(constructor)
-    except (NameError, TypeError):
-        hints = {}
-    allowed = [p for p in parameters if p != "self" and p not in ENGINE_MODEL_ARGS]
-    for key, value in spec.arguments().items():
-        if key in ENGINE_MODEL_ARGS:
-            raise ConfigError(f"{source}: model.{key}: set by the engine from the data")
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
-            raise ConfigError(f"{source}: model.{key}: unknown argument of {spec.name} ({hint})")
-        annotation = hints.get(key)
-        if annotation is None:
-            continue
-        try:
-            TypeAdapter(annotation).validate_python(value)
-        except ValidationError as exc:
-            detail = dict(exc.errors()[0], loc=("model", key, *exc.errors()[0]["loc"]))
-            raise ConfigError(f"{source}: {describe_error(Experiment, detail)}") from None
+    return parse_experiment(data, str(path))
 
 
 def resolved_yaml(experiment: Experiment) -> str:

@@ -96,6 +96,53 @@ def test_overrides_create_sections_and_reject_bad_syntax():
             ["train.curriculum.warmup_epochs=3"],
             r"train\.curriculum\.warmup_epochs must be below train\.epochs",
         ),
+        (["task=operatr"], r"task: unknown task 'operatr' \(did you mean 'operator'\?\)"),
+        (["train.select=worst"], r"train\.select: Input should be 'best' or 'last'"),
+        (
+            ["train.phases=[{epochs: 2}, {epochs: 2}]"],
+            r"train: epochs: 3, but the phases add up to 4",
+        ),
+        (
+            ["train.optimizer.name=lbfgs", "train.optimizer.lr=0.1"],
+            r"train\.optimizer: lr: does not apply to lbfgs",
+        ),
+        (
+            ["train.optimizer.name=adam", "train.optimizer.memory_size=5"],
+            r"train\.optimizer: memory_size: applies to lbfgs only",
+        ),
+        (
+            ["train.phases=[{epochs: 3, optimizer: {name: lbfgs}, schedule: {name: cosine}}]"],
+            r"train\.phases\.0: schedule: does not apply to lbfgs",
+        ),
+        (
+            ["train.optimizer.name=lbfgs", "train.freeze={module: blocks, epochs: 1}"],
+            r"train: freeze: an lbfgs phase cannot hold part of the model still",
+        ),
+        (
+            ["train.freeze={module: blocks, epochs: 3}"],
+            r"train: freeze\.epochs must be below train\.epochs",
+        ),
+        (
+            ["model.wrappers=[{multigird: {levels: 1}}]"],
+            r"model\.wrappers\.0: unknown wrapper 'multigird' \(did you mean 'multigrid'\?\)",
+        ),
+        (
+            ["model.wrappers=[{multigrid: {levls: 1}}]"],
+            r"model\.wrappers\.0\.multigrid\.levls: unknown argument of the multigrid wrapper "
+            r"\(did you mean 'levels'\?\)",
+        ),
+        (
+            ["model.wrappers=[{multigrid: {levels: many}}]"],
+            r"model\.wrappers\.0\.multigrid\.levels: Input should be a valid integer",
+        ),
+        (
+            ["model.wrappers=[{multigrid: {}, cape: {}}]"],
+            r"model: wrappers: each entry is one `kind: \{options\}` mapping",
+        ),
+        (
+            ["model.multigrid.levels=1", "model.wrappers=[{multigrid: {levels: 2}}]"],
+            r"model: multigrid: give the patching as a wrappers entry, not both keys",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, overrides, message):
@@ -123,7 +170,7 @@ def test_cli_reports_config_errors_in_one_line(tmp_path: Path, capsys):
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_experiments_validate(path: Path):
     if path.parent.name == "suites":
-        from surrogates.evaluation.suites import load_suite
+        from surrogates.suites import load_suite
 
         suite = load_suite(path)
         for entry in suite.entries():
@@ -134,3 +181,35 @@ def test_shipped_experiments_validate(path: Path):
         # themselves (darcy/fno.yaml is darcy_fno) so their runs do not mix.
         expected = yaml.safe_load(path.read_text()).get("name", path.stem)
         assert yaml.safe_load(resolved_yaml(experiment))["name"] == expected
+
+
+def test_optimizer_phases_give_the_epochs_and_the_resolved_config_reloads(tmp_path: Path):
+    phases = "[{epochs: 2, optimizer: {lr: 0.01}}, {epochs: 3, optimizer: {name: lbfgs}}]"
+    text = BASE.replace("  epochs: 3\n", f"  phases: {phases}\n")
+    experiment = load_experiment(write(tmp_path, text))
+    assert experiment.train.epochs == 5
+    assert [p.optimizer.name for p in experiment.train.phase_list()] == ["adam", "lbfgs"]
+    again = tmp_path / "again.yaml"
+    again.write_text(resolved_yaml(experiment))
+    assert load_experiment(again) == experiment
+
+
+def test_the_former_multigrid_key_is_a_one_wrapper_stack(tmp_path: Path):
+    experiment = load_experiment(
+        write(tmp_path), ["model.multigrid.levels=1", "model.multigrid.padding=0.125"]
+    )
+    assert experiment.model.wrapper_list() == [("multigrid", {"levels": 1, "padding": 0.125})]
+    assert "multigrid" not in experiment.model.arguments()
+    assert "wrappers" in yaml.safe_load(resolved_yaml(experiment))["model"]
+
+
+def test_reading_a_config_does_not_import_jax():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import surrogates.config as c; "
+        "c.parse_experiment; print(sorted(m for m in sys.modules if m.split('.')[0] == 'jax'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

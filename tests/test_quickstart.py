@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from surrogates import train
 from surrogates.config import load_experiment
 from surrogates.evaluation.results import read_results
-from surrogates.training import train
 
 QUICKSTART = Path(__file__).parents[1] / "experiments" / "quickstart.yaml"
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogates.data.generate import generator
 from surrogates.data.generate.recipe import load_recipe
 
 RECIPE = Path(__file__).parents[2] / "datasets" / "burgers1d.yaml"
@@ -34,13 +33,13 @@ def main() -> None:
         f"chunks of {recipe.chunk}, {args.samples} trajectories per Nu"
     )
     start = time.perf_counter()
-    generator.solve(recipe, {"Nu": args.nu[0]}, np.arange(recipe.chunk))
+    recipe.solve({"Nu": args.nu[0]}, np.arange(recipe.chunk))
     print(f"compile + first chunk: {time.perf_counter() - start:.1f} s")
     for nu in args.nu:
         sweep = recipe.model_copy(update={"samples": args.samples, "parameters": {"Nu": [nu]}})
         with tempfile.TemporaryDirectory() as folder:
             start = time.perf_counter()
-            generator.write_file(Path(folder) / "burgers.hdf5", sweep, {"Nu": nu})
+            sweep.write(Path(folder) / "burgers.hdf5", {"Nu": nu}, lambda n: None)
             seconds = time.perf_counter() - start
         rate = args.samples / seconds
         per_1000 = 1000 / rate

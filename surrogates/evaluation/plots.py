@@ -275,3 +275,28 @@ def _frames_figure(
 def _step_label(step: int, coords: Mapping[str, np.ndarray]) -> str:
     """The title of a 0-based frame: its time if known, else its rollout step (1-based)."""
     return f"t = {coords['t'][step]:.3g}" if "t" in coords else f"step {step + 1}"
+
+
+def plot_evaluation(
+    results: xr.Dataset,
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    folder: Path,
+    *,
+    channel_names: Sequence[str],
+    coords: Mapping[str, ArrayLike],
+    snapshots: int,
+) -> None:
+    """An evaluation's figures in `folder`: `error_vs_step.png` (if nRMSE was computed) and
+    `snapshot_<k>.png` of the first `snapshots` trajectories. prediction, truth: (N, S, *X, C).
+    """
+    if "nrmse" in results:
+        plot_error_vs_step(results, folder / "error_vs_step.png")
+    for k in range(min(snapshots, len(prediction))):
+        plot_snapshots(
+            prediction[k],
+            truth[k],
+            folder / f"snapshot_{k}.png",
+            channel_names=channel_names,
+            coords=coords,
+        )

@@ -2,14 +2,20 @@
 
 A results dataset holds one data variable per metric, each `(model, step, channel)`, with
 coords `model` (labels), `step` (rollout steps 1..S), `channel` (field names) and, when the
-physical times are known, a non-index coord `time` on `step`. Files are NetCDF written with
-h5netcdf, atomically, so an interrupted run never leaves a half-written `eval.nc` behind.
+physical times are known, a non-index coord `time` on `step`. These are pooled over every
+trajectory. Results of data with several PDE-parameter values also hold, per metric,
+`<metric>_by_case` `(case, model, step, channel)`: the same metric over the trajectories of
+each distinct value, with one coord on `case` per parameter (named after it, e.g. `beta`),
+`seen` (whether the value was among the training data's) and `trajectories`. Files are NetCDF
+written with h5netcdf, atomically, so an interrupted run never leaves a half-written `eval.nc`
+behind.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,8 @@ from surrogates.atomic import atomic_path
 from surrogates.errors import ResultsError
 
 DIMS: tuple[str, str, str] = ("model", "step", "channel")
+CASE_DIMS: tuple[str, str, str, str] = ("case", *DIMS)
+BY_CASE = "_by_case"
 
 # h5py turns HDF5's errors on a damaged file into any of these, depending on what broke.
 _READ_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError)
@@ -29,12 +37,26 @@ _READ_ERRORS = (OSError, ValueError, KeyError, RuntimeError, TypeError)
 _ATTR_TYPES = (str, int, float, np.integer, np.floating)
 
 
+@dataclass(frozen=True)
+class Cases:
+    """Metrics per PDE-parameter value: `metrics[k]` is `{model: {metric: (S, C)}}` over the
+    trajectories of `values[k]` (K, P), with parameter `names` (P,), `seen` (K,) and the
+    number of `trajectories` (K,) of each."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    seen: np.ndarray
+    trajectories: np.ndarray
+    metrics: Sequence[Mapping[str, Mapping[str, ArrayLike]]]
+
+
 def metrics_dataset(
     metrics: Mapping[str, Mapping[str, ArrayLike]],
     *,
     channels: Sequence[str],
     times: ArrayLike | None = None,
     attrs: Mapping[str, object] | None = None,
+    cases: Cases | None = None,
 ) -> xr.Dataset:
     """Per-step, per-channel metrics of several models as one Dataset.
 
@@ -42,6 +64,8 @@ def metrics_dataset(
     the same metric names with the same shape. channels: the C channel names. times: (S,)
     physical time of each rollout step, stored as coord `time` on `step`. attrs: dataset
     attributes (str, int or float values), e.g. the experiment name or dataset path.
+
+    cases: the same metrics per PDE-parameter value, stored as `<metric>_by_case`.
 
     Returns one data variable per metric, dims `("model", "step", "channel")`, models in the
     given order, `step` = 1..S.
@@ -60,11 +84,37 @@ def metrics_dataset(
     }
     if times is not None:
         coords["time"] = ("step", _checked_times(times, n_steps))
-    data = {
-        name: (DIMS, np.stack([np.asarray(metrics[label][name]) for label in labels]))
-        for name in names
-    }
+    data = {name: (DIMS, _stacked(metrics, labels, name)) for name in names}
+    if cases is not None:
+        for per_case in cases.metrics:
+            _check_metrics(per_case, n_channels=len(channels))
+        for name in names:
+            stacked = np.stack([_stacked(per_case, labels, name) for per_case in cases.metrics])
+            data[f"{name}{BY_CASE}"] = (CASE_DIMS, stacked)
+        coords.update(_case_coords(cases))
     return xr.Dataset(data, coords=coords, attrs=_checked_attrs(attrs or {}))
+
+
+def _stacked(metrics: Mapping[str, Mapping[str, ArrayLike]], labels: list[str], name: str):
+    return np.stack([np.asarray(metrics[label][name]) for label in labels])
+
+
+def _case_coords(cases: Cases) -> dict[str, object]:
+    values = np.asarray(cases.values, np.float64)
+    taken = {"case", *DIMS, "time", "seen", "trajectories"} & set(cases.names)
+    if taken:
+        raise ValueError(f"PDE parameter names {sorted(taken)} collide with the results' coords")
+    coords: dict[str, object] = {"case": np.arange(len(values))}
+    for column, name in enumerate(cases.names):
+        coords[name] = ("case", values[:, column])
+    coords["seen"] = ("case", np.asarray(cases.seen, bool))
+    coords["trajectories"] = ("case", np.asarray(cases.trajectories, np.int64))
+    return coords
+
+
+def pooled_metrics(ds: xr.Dataset) -> list[str]:
+    """The metrics pooled over every trajectory (the `(model, step, channel)` variables)."""
+    return [str(name) for name, variable in ds.data_vars.items() if variable.dims == DIMS]
 
 
 def _check_metrics(
@@ -153,17 +203,18 @@ def _layout_problem(ds: xr.Dataset) -> str | None:
     if not ds.data_vars:
         return "no metric variables"
     for name, variable in ds.data_vars.items():
-        if variable.dims != DIMS:
-            return f"variable {name!r} has dims {variable.dims}, expected {DIMS}"
+        expected = CASE_DIMS if str(name).endswith(BY_CASE) else DIMS
+        if variable.dims != expected:
+            return f"variable {name!r} has dims {variable.dims}, expected {expected}"
     return None
 
 
 def summary_rows(ds: xr.Dataset, metrics: Sequence[str] | None = None) -> list[dict[str, object]]:
     """One row per model: `{"model": label, <metric>: mean over steps and channels, ...}`.
 
-    metrics: which data variables, in order; default all. If `nrmse` is among them, the row
-    ends with `nrmse_last`, the nRMSE of the last step averaged over channels. Means keep
-    NaN (a metric that is NaN anywhere is NaN in the summary) rather than hide it.
+    metrics: which data variables, in order; default every pooled one. If `nrmse` is among
+    them, the row ends with `nrmse_last`, the nRMSE of the last step averaged over channels.
+    Means keep NaN (a metric that is NaN anywhere is NaN in the summary) rather than hide it.
     """
     names = _metric_names(ds, metrics)
     means = {name: ds[name].mean(("step", "channel"), skipna=False) for name in names}
@@ -176,7 +227,7 @@ def summary_rows(ds: xr.Dataset, metrics: Sequence[str] | None = None) -> list[d
 
 
 def _metric_names(ds: xr.Dataset, metrics: Sequence[str] | None) -> list[str]:
-    names = list(ds.data_vars) if metrics is None else list(metrics)
+    names = pooled_metrics(ds) if metrics is None else list(metrics)
     unknown = [name for name in names if name not in ds.data_vars]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; the results hold {list(ds.data_vars)}")
@@ -207,6 +258,44 @@ def comparison_rows(
     ]
 
 
+def seed_rows(
+    results: Mapping[str, Sequence[xr.Dataset]], metrics: Sequence[str] | None = None
+) -> list[dict[str, object]]:
+    """One row per (experiment, model) over runs with several seeds: `experiment`, `model`,
+    `seeds` (the number of runs), `<column>_mean` and `<column>_std` (the sample standard
+    deviation over runs; None for a single run) for each metric column of `comparison_rows`,
+    `params`, and for the trained model the runs' mean `train_seconds` and `eval_seconds`
+    (from the results' attributes).
+
+    results: experiment name -> the results of each seed's run.
+    """
+    if metrics is None:
+        metrics = _shared_metrics([ds for runs in results.values() for ds in runs])
+    rows = []
+    for experiment, runs in results.items():
+        per_run = [comparison_rows({experiment: ds}, metrics) for ds in runs]
+        for same in zip(*per_run, strict=True):
+            first = same[0]
+            row: dict[str, object] = {"experiment": experiment, "model": first["model"]}
+            row["seeds"] = len(same)
+            for key in first:
+                if key not in ("experiment", "model", "params"):
+                    values = np.array([r[key] for r in same], np.float64)
+                    row[f"{key}_mean"] = float(values.mean())
+                    row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
+            trained = first["params"] is not None
+            row["params"] = first["params"]
+            for key in ("train_seconds", "eval_seconds"):
+                row[key] = _mean_attribute(runs, key) if trained else None
+            rows.append(row)
+    return rows
+
+
+def _mean_attribute(runs: Sequence[xr.Dataset], key: str) -> float | None:
+    values = [float(ds.attrs[key]) for ds in runs if key in ds.attrs]
+    return float(np.mean(values)) if values else None
+
+
 def _parameters(ds: xr.Dataset, model: object) -> int | None:
     """The trained model's parameter count (attribute `parameters`), None for a baseline or
     results written without it.
@@ -221,4 +310,31 @@ def _shared_metrics(datasets: Sequence[xr.Dataset]) -> list[str]:
     if not datasets:
         return []
     first, *others = datasets
-    return [str(name) for name in first.data_vars if all(name in ds.data_vars for ds in others)]
+    return [name for name in pooled_metrics(first) if all(name in ds.data_vars for ds in others)]
+
+
+def case_rows(
+    ds: xr.Dataset, metric: str = "nrmse", *, last: bool = True
+) -> list[dict[str, object]]:
+    """One row per PDE-parameter value: the parameters, `seen`, `trajectories`, and for each
+    model `metric` averaged over steps and channels and, if `last`, at the last step (empty
+    without cases or without `metric`)."""
+    name = f"{metric}{BY_CASE}"
+    if name not in ds.data_vars:
+        return []
+    values = ds[name]
+    means = values.mean(("step", "channel"), skipna=False)
+    at_last = values.isel(step=-1).mean("channel", skipna=False)
+    parameters = [str(c) for c, coord in ds.coords.items() if coord.dims == ("case",)]
+    parameters = [c for c in parameters if c not in ("case", "seen", "trajectories")]
+    rows = []
+    for k in range(ds.sizes["case"]):
+        row: dict[str, object] = {p: float(ds[p].values[k]) for p in parameters}
+        row["seen"] = "yes" if bool(ds["seen"].values[k]) else "no"
+        row["trajectories"] = int(ds["trajectories"].values[k])
+        for i, label in enumerate(ds["model"].values.tolist()):
+            row[f"{label} {metric}"] = float(means.values[k, i])
+            if last:
+                row[f"{label} {metric}_last"] = float(at_last.values[k, i])
+        rows.append(row)
+    return rows

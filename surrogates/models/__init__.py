@@ -1,15 +1,23 @@
-"""Flax NNX models and the registry that builds them by name.
+"""Flax NNX models, the wrappers that go around them, and the registry that builds both.
 
-Importing this package registers every model, so `build("fno", ...)` works after
-`import surrogates.models`.
+Importing this package registers every model and wrapper, so `build("fno", ...)` works after
+`import surrogates.models`. The model contract (what the engine passes a model, what a model
+may declare) is `surrogates.models.contract`.
 """
 
+from surrogates.models.contract import ModelContext as ModelContext
 from surrogates.models.fno import FNO as FNO
 from surrogates.models.fno import TFNO as TFNO
+from surrogates.models.multigrid import Multigrid as Multigrid
 from surrogates.models.persistence import Persistence as Persistence
 from surrogates.models.registry import available as available
 from surrogates.models.registry import build as build
 from surrogates.models.registry import get as get
 from surrogates.models.registry import register as register
+from surrogates.models.registry import register_wrapper as register_wrapper
 from surrogates.models.registry import summary as summary
+from surrogates.models.registry import wrapper as wrapper
+from surrogates.models.registry import wrapper_summary as wrapper_summary
+from surrogates.models.registry import wrappers as wrappers
 from surrogates.models.spectral import SpectralConv as SpectralConv
+from surrogates.models.stack import build_stack as build_stack

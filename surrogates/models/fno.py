@@ -257,20 +257,18 @@ def _alike_blocks(graphdef: nnx.GraphDef) -> Callable[..., jax.Array]:
 
     The value is one `lax.scan` over the blocks' stacked states and weights; its gradient (a
     custom VJP) comes from the blocks unrolled, each rematerialised (`jax.checkpoint`). The
-    two were measured on the FNO of `experiments/perf/vs_neuraloperator.py` (CPU), and they
-    win in opposite cases:
+    two win in opposite cases (the README's performance section has the timings):
 
     - Forward pass: unrolled, XLA on CPU fuses the cheap end of a block's activation into
-      each of its consumers, the next block's skips included, which took about 1.4 times as
-      long as the scan (it stores each block's output once).
-    - Training step: the scan, rematerialised, took 1.1 times as long as the unrolled
-      blocks, spent slicing and stacking each block's inputs, weights, outputs and
-      gradients.
+      each of its consumers, the next block's skips included, which is slower than the scan
+      (it stores each block's output once).
+    - Training step: the scan, rematerialised, spends its time slicing and stacking each
+      block's inputs, weights, outputs and gradients, and is slower than the unrolled blocks.
 
     Rematerialising a block leaves a barrier behind which the backward pass keeps only the
     block's input. XLA on CPU drops such barriers and merges the recomputation into the
-    forward pass, so there every intermediate is kept: at batch 16 the training step's
-    scratch memory went from 172 MB (the scan) to 342 MB; `train.micro_batches` divides it.
+    forward pass, so there every intermediate is kept, more scratch memory than the
+    rematerialised scan needs; `train.micro_batches` divides it.
     """
 
     def block(state: Any, h: jax.Array, ready: Prepared) -> jax.Array:
@@ -427,8 +425,26 @@ class FNO(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, x: jax.Array, *, params: dict[str, jax.Array] | None = None) -> jax.Array:
-        """x: (B, *X, in_channels) -> (B, *X, out_channels); `params` are ignored."""
+    @classmethod
+    def example(cls, spatial_dims: int) -> dict[str, Any]:
+        """Arguments of a small instance on `spatial_dims` axes (the registry's test matrix)."""
+        return {"n_modes": (4,) * spatial_dims, "hidden_channels": 8, "n_layers": 2}
+
+    def check_grid(self, spatial_shape: tuple[int, ...]) -> None:
+        """One mode count per spatial axis (any grid size works)."""
+        if len(self.n_modes) != len(spatial_shape):
+            raise ModelError(
+                f"model.n_modes: {len(self.n_modes)} entries for data with "
+                f"{len(spatial_shape)} spatial axes {tuple(spatial_shape)}"
+            )
+
+    @property
+    def max_n_modes(self) -> tuple[int, ...]:
+        """The modes the spectral weights are allocated for (`set_n_modes` goes up to them)."""
+        return self.blocks[0].spectral.max_n_modes
+
+    def __call__(self, x: jax.Array, *, pde_params: jax.Array | None = None) -> jax.Array:
+        """x: (B, *X, in_channels) -> (B, *X, out_channels); `pde_params` are ignored."""
         if x.ndim != len(self.n_modes) + 2 or x.shape[-1] != self.in_channels:
             raise ValueError(
                 f"expected input (B, *X, {self.in_channels}) with {len(self.n_modes)} spatial "

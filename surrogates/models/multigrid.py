@@ -19,12 +19,16 @@ the device that holds the sample.
 model = Multigrid(FNO(..., in_channels=in_channels_for(c, 2), ...), levels=2, padding=0.1)
 y = model(x)                      # (B, *X, C) -> (B, *X, Cout), always stitched
 ```
+
+In configs it is the wrapper `model.wrappers: [{multigrid: {levels: 2, padding: 0.1}}]`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +36,8 @@ import numpy as np
 from flax import nnx
 
 from surrogates.errors import ModelError
+from surrogates.models.contract import ModelContext
+from surrogates.models.registry import register_wrapper
 
 PaddingFraction = float | Sequence[float]
 
@@ -55,6 +61,14 @@ def padding_cells(shape: Sequence[int], padding_fraction: PaddingFraction) -> tu
     """
     fractions = _fractions(padding_fraction, len(shape))
     return tuple(round(size * fraction) for size, fraction in zip(shape, fractions, strict=True))
+
+
+def patch_shape(
+    shape: Sequence[int], levels: int, padding_fraction: PaddingFraction
+) -> tuple[int, ...]:
+    """The padded patch grid `X // 2**levels + 2 * pad` the operator sees (unchecked)."""
+    padding = padding_cells(shape, padding_fraction)
+    return tuple(size // 2**levels + 2 * pad for size, pad in zip(shape, padding, strict=True))
 
 
 def check_patching(shape: Sequence[int], levels: int, padding_fraction: PaddingFraction) -> None:
@@ -163,6 +177,7 @@ def unpatch(y: jax.Array, batch: int, levels: int, padding: Sequence[int]) -> ja
     return stitch(unpad(y, padding), batch, levels)
 
 
+@register_wrapper("multigrid")
 class Multigrid(nnx.Module):
     """MG-TFNO's multi-grid patching around any operator model (neuraloperator's
     `MultigridPatching2D` with `MGPatchingDataProcessor`), 1D or 2D, periodic.
@@ -174,7 +189,7 @@ class Multigrid(nnx.Module):
     **Arguments:**
 
     - `operator`: model `(N, *Xp, in_channels_for(Cin, levels)) -> (N, *Xp, Cout)`, called
-      with `params` repeated once per patch.
+      with `pde_params` repeated once per patch.
     - `levels`: `2**levels` patches per axis and `levels` coarse views; at least 1.
     - `padding`: padding fraction of the full size per side of a patch, one number or one per
       axis (`padding_cells`).
@@ -189,7 +204,7 @@ class Multigrid(nnx.Module):
         operator: nnx.Module,
         *,
         levels: int,
-        padding: PaddingFraction,
+        padding: PaddingFraction = 0.0,
         stitching: bool = True,
     ) -> None:
         if not isinstance(levels, int) or levels < 1:
@@ -197,14 +212,53 @@ class Multigrid(nnx.Module):
                 f"Multigrid: levels must be an integer >= 1, got {levels!r}; "
                 "levels=0 means no patching, use the operator itself"
             )
+        fractions = padding if isinstance(padding, Sequence) else (padding,)
+        if not all(0 <= fraction < 0.5 for fraction in fractions):
+            raise ModelError(f"Multigrid: padding must be in [0, 0.5), got {padding!r}")
         self.operator = operator
         self.levels = levels
         self.padding = tuple(padding) if isinstance(padding, Sequence) else float(padding)
         self.stitching = bool(stitching)
 
-    def __call__(self, x: jax.Array, *, params: dict[str, jax.Array] | None = None) -> jax.Array:
-        """x: (B, *X, Cin) -> (B, *X, Cout), stitched whatever `stitching` says."""
-        return self.stitch(self.patch_outputs(x, params=params), x.shape[1:-1])
+    @classmethod
+    def example(cls, spatial_dims: int) -> dict[str, Any]:
+        """Options of a small stack on `spatial_dims` axes (the registry's test matrix)."""
+        del spatial_dims
+        return {"levels": 1, "padding": 0.125}
+
+    @property
+    def inner(self) -> nnx.Module:
+        return self.operator
+
+    @classmethod
+    def inner_context(
+        cls,
+        context: ModelContext,
+        *,
+        levels: int,
+        padding: PaddingFraction = 0.0,
+        stitching: bool = True,
+    ) -> ModelContext:
+        """The operator sees every view's channels, on padded patches."""
+        inner = context.with_channels(in_channels_for(context.in_channels, levels))
+        return replace(inner, spatial_shape=patch_shape(context.spatial_shape, levels, padding))
+
+    def inner_shape(self, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return patch_shape(spatial_shape, self.levels, self.padding)
+
+    def check_grid(self, spatial_shape: tuple[int, ...]) -> None:
+        """The grid cuts into patches whose coarsest views centre on them (`check_patching`)."""
+        try:
+            check_patching(spatial_shape, self.levels, self.padding)
+        except ModelError as error:
+            raise ModelError(
+                f"model.wrappers: {error} (change data.stride_x or the patching)"
+            ) from None
+
+    def __call__(self, x: jax.Array, *, pde_params: jax.Array | None = None) -> jax.Array:
+        """x: (B, *X, Cin), pde_params: (B, P) or None -> (B, *X, Cout), stitched whatever
+        `stitching` says."""
+        return self.stitch(self.patch_outputs(x, pde_params=pde_params), x.shape[1:-1])
 
     def patches(self, x: jax.Array) -> jax.Array:
         """x: (B, *X, Cin) -> (B * P, *Xp, Cin * (levels + 1)), the operator's input."""
@@ -214,14 +268,12 @@ class Multigrid(nnx.Module):
         """y: (B, *X, C) -> (B * P, *(X // 2**levels), C), cut like `unpad`ded patch outputs."""
         return split_patches(y, self.levels)
 
-    def patch_outputs(
-        self, x: jax.Array, *, params: dict[str, jax.Array] | None = None
-    ) -> jax.Array:
-        """x: (B, *X, Cin) -> (B * P, *Xp, Cout): the operator on every padded patch."""
-        if params is not None:
-            count = patch_count(self.levels, x.ndim - 2)
-            params = jax.tree.map(lambda value: jnp.repeat(value, count, axis=0), params)
-        return self.operator(self.patches(x), params=params)
+    def patch_outputs(self, x: jax.Array, *, pde_params: jax.Array | None = None) -> jax.Array:
+        """x: (B, *X, Cin) -> (B * P, *Xp, Cout): the operator on every padded patch, each with
+        its sample's PDE parameters (batch-major, like the patches)."""
+        if pde_params is not None:
+            pde_params = jnp.repeat(pde_params, patch_count(self.levels, x.ndim - 2), axis=0)
+        return self.operator(self.patches(x), pde_params=pde_params)
 
     def unpad(self, patch_outputs: jax.Array, shape: Sequence[int]) -> jax.Array:
         """(B * P, *Xp, C) -> (B * P, *(X // 2**levels), C) for a field of spatial shape `shape`."""
@@ -244,7 +296,7 @@ class Multigrid(nnx.Module):
         return y if self.stitching else split_patches(y, self.levels)
 
     def training_pair(
-        self, x: jax.Array, y: jax.Array, *, params: dict[str, jax.Array] | None = None
+        self, x: jax.Array, y: jax.Array, *, pde_params: jax.Array | None = None
     ) -> tuple[jax.Array, jax.Array]:
         """(prediction, target) for the training loss, following `stitching`.
 
@@ -252,7 +304,7 @@ class Multigrid(nnx.Module):
         Not stitched: both (B * P, *(X // 2**levels), Cout), unpadded patches.
         """
         shape = x.shape[1:-1]
-        outputs = self.patch_outputs(x, params=params)
+        outputs = self.patch_outputs(x, pde_params=pde_params)
         if self.stitching:
             return self.stitch(outputs, shape), y
         return self.unpad(outputs, shape), self.target_patches(y)

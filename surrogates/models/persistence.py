@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 from flax import nnx
 
@@ -33,10 +35,16 @@ class Persistence(nnx.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
 
-    def __call__(self, x: jax.Array, *, params: dict[str, jax.Array] | None = None) -> jax.Array:
+    @classmethod
+    def example(cls, spatial_dims: int) -> dict[str, Any]:
+        """Arguments of a small instance (none: it has no parameters)."""
+        del spatial_dims
+        return {}
+
+    def __call__(self, x: jax.Array, *, pde_params: jax.Array | None = None) -> jax.Array:
         """x: (B, *X, in_channels) -> (B, *X, out_channels), its last `out_channels` channels.
 
-        `params` (PDE parameters) are ignored.
+        `pde_params` are ignored.
         """
         if x.shape[-1] != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels, got shape {x.shape}")

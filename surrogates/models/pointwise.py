@@ -3,11 +3,10 @@
 A pointwise layer's weight gradient, `dW = x^T g` over every batch entry and grid point, is a
 product whose contracted axis is the long leading one of both operands. XLA brings one
 operand's contracted axis last with a transposed copy, and left to itself on CPU it may copy
-the wide one: for neuraloperator's projection (64 channels to 1) it transposed the 64-channel
-activation, 16 MB per step at 64 x 64 and batch 16, to multiply it by a vector. The custom
-VJP here writes the product so that the narrower of `x` and `g` is the one transposed, and
-takes the input gradient as the plain product `g W^T`. On that FNO's training step (CPU,
-`experiments/perf/vs_neuraloperator.py`'s architecture) this saved about 15%.
+the wide one: for neuraloperator's projection (64 channels to 1) it transposed the whole
+64-channel activation to multiply it by a vector. The custom VJP here writes the product so
+that the narrower of `x` and `g` is the one transposed, and takes the input gradient as the
+plain product `g W^T` (the README's performance section has what it saved).
 
 A custom VJP has no forward mode: `jax.jvp` and `jax.jacfwd` through these layers stop with
 JAX's error; reverse mode, which training uses, is what they are for.

@@ -2,7 +2,8 @@
 
 Some models compute with a form of their weights that depends on the parameters alone: an
 FNO's spectral weights made complex and laid out modes first, or a Tucker core expanded over
-the modes. Such a model defines `prepare_weights()` (that form, a pytree) and looks in its
+the modes. Such a model declares `prepare_weights()` (that form, a pytree; the protocol
+`surrogates.models.contract.PreparesWeights`) and looks in its
 forward pass for a form given from outside with `given_weights(self)`, preparing its own when
 there is none.
 
@@ -10,9 +11,8 @@ That lets a training step split the gradient at the prepared form. Under
 `train.micro_batches` it prepares once before the loop over parts, takes each part's gradient
 with respect to the prepared form (besides the parameters), and pulls the sum back to the
 parameters once (see `steps.micro_batched_value_and_grad`); otherwise the backward pass of the
-preparation would run once per part. On the Tucker TFNO of
-`experiments/perf/vs_neuraloperator.py` (CPU) this took 3-6% off the step in 4 and 8 parts; the
-dense FNO's preparation is too cheap to tell.
+preparation would run once per part (which matters for a Tucker core expanded over the modes,
+little for a dense weight).
 
     prepared = prepare_all(model)            # {path: prepared form}, from parameters only
     with given(model, prepared):
@@ -29,6 +29,7 @@ from typing import Any
 from flax import nnx
 
 from surrogates.errors import ModelError
+from surrogates.models.contract import PreparesWeights
 
 # id of a module -> its given prepared form, for the forward passes traced inside `given`.
 _GIVEN: contextvars.ContextVar[dict[int, Any] | None] = contextvars.ContextVar(
@@ -41,7 +42,7 @@ def _preparing(model: Any) -> dict[str, nnx.Module]:
     return {
         "/".join(str(part) for part in path): node
         for path, node in nnx.iter_graph(model)
-        if isinstance(node, nnx.Module) and callable(getattr(node, "prepare_weights", None))
+        if isinstance(node, nnx.Module) and isinstance(node, PreparesWeights)
     }
 
 

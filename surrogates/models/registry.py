@@ -1,4 +1,4 @@
-"""Model registry: every model has a name, and configs build models by that name.
+"""Model registry: every model and wrapper has a name, and configs build them by that name.
 
 ```python
 @register("fno")
@@ -7,6 +7,9 @@ class FNO(nnx.Module): ...
 model = build("fno", n_modes=(16, 16), in_channels=3, out_channels=1, hidden_channels=32,
               rngs=nnx.Rngs(0))
 ```
+
+Wrappers (a model around another, `surrogates.models.contract.Wrapper`) register with
+`register_wrapper("multigrid")` and are listed in configs under `model.wrappers`.
 
 A misspelt model or argument name raises `ModelError` with the closest known spelling, so a
 config typo fails in one line instead of deep inside a constructor.
@@ -26,20 +29,39 @@ from surrogates.errors import ModelError
 _ModelType = TypeVar("_ModelType", bound=type[nnx.Module])
 
 _MODELS: dict[str, type[nnx.Module]] = {}
+_WRAPPERS: dict[str, type[nnx.Module]] = {}
+
+
+def _registering(table: dict[str, type[nnx.Module]], name: str, what: str):
+    def decorate(cls: _ModelType) -> _ModelType:
+        known = table.get(name)
+        # A module imported twice re-registers its own class, which is harmless.
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise ValueError(f"{what} name {name!r} is already taken by {known.__qualname__}")
+        table[name] = cls
+        return cls
+
+    return decorate
 
 
 def register(name: str) -> Callable[[_ModelType], _ModelType]:
     """Class decorator that makes a model buildable as `build(name, ...)`."""
+    return _registering(_MODELS, name, "model")
 
-    def decorate(cls: _ModelType) -> _ModelType:
-        known = _MODELS.get(name)
-        # A module imported twice re-registers its own class, which is harmless.
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ValueError(f"model name {name!r} is already taken by {known.__qualname__}")
-        _MODELS[name] = cls
-        return cls
 
-    return decorate
+def register_wrapper(name: str) -> Callable[[_ModelType], _ModelType]:
+    """Class decorator that makes a wrapper usable as `model.wrappers: [{name: {...}}]`."""
+    return _registering(_WRAPPERS, name, "wrapper")
+
+
+def wrappers() -> tuple[str, ...]:
+    """The registered wrapper names, sorted."""
+    return tuple(sorted(_WRAPPERS))
+
+
+def wrapper(name: str) -> type[nnx.Module]:
+    """The wrapper class registered as `name`; `ModelError` if there is none."""
+    return _lookup(_WRAPPERS, name, "wrapper")
 
 
 def available() -> tuple[str, ...]:
@@ -49,18 +71,31 @@ def available() -> tuple[str, ...]:
 
 def get(name: str) -> type[nnx.Module]:
     """The model class registered as `name`; `ModelError` if there is none."""
+    return _lookup(_MODELS, name, "model")
+
+
+def _lookup(table: dict[str, type[nnx.Module]], name: str, what: str) -> type[nnx.Module]:
     try:
-        return _MODELS[name]
+        return table[name]
     except KeyError:
         raise ModelError(
-            f"unknown model {name!r}{_suggestion(name, _MODELS)}; "
-            f"known models: {', '.join(available())}"
+            f"unknown {what} {name!r}{_suggestion(name, table)}; "
+            f"known {what}s: {', '.join(sorted(table))}"
         ) from None
 
 
 def summary(name: str) -> str:
     """First line of the docstring of the model registered as `name` ('' without one)."""
-    doc = inspect.getdoc(get(name)) or ""
+    return _first_line(get(name))
+
+
+def wrapper_summary(name: str) -> str:
+    """First line of the docstring of the wrapper registered as `name`."""
+    return _first_line(wrapper(name))
+
+
+def _first_line(cls: type) -> str:
+    doc = inspect.getdoc(cls) or ""
     return doc.splitlines()[0] if doc else ""
 
 
@@ -70,24 +105,42 @@ def build(name: str, **kwargs: Any) -> nnx.Module:
     Unknown or missing constructor arguments raise `ModelError` naming the model and the
     argument, with the closest spelling for an unknown one.
     """
-    cls = get(name)
+    return _construct(get(name), f"model {name!r}", (), kwargs)
+
+
+def wrap(name: str, inner: nnx.Module, **kwargs: Any) -> nnx.Module:
+    """The wrapper registered as `name` around `inner`, with options `kwargs` (checked as
+    `build` checks a model's)."""
+    return _construct(wrapper(name), f"wrapper {name!r}", (inner,), kwargs)
+
+
+def check_wrapper(name: str, **kwargs: Any) -> None:
+    """`ModelError` unless `kwargs` (besides the model inside) fit the wrapper's constructor."""
+    _check_call(wrapper(name), f"wrapper {name!r}", (None,), kwargs)
+
+
+def _construct(cls: type, what: str, args: tuple, kwargs: dict[str, Any]) -> nnx.Module:
+    _check_call(cls, what, args, kwargs)
+    return cls(*args, **kwargs)
+
+
+def _check_call(cls: type, what: str, args: tuple, kwargs: dict[str, Any]) -> None:
     # nnx's metaclass hides the constructor's signature behind (*args, **kwargs).
     signature = inspect.signature(cls.__init__)
-    parameters = dict(signature.parameters)
-    del parameters[next(iter(parameters))]  # self
+    # Leave out self and the positional arguments given.
+    parameters = dict(list(signature.parameters.items())[1 + len(args) :])
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     if not takes_any:
         for key in kwargs:
             if key not in parameters:
                 raise ModelError(
-                    f"model {name!r} has no argument {key!r}{_suggestion(key, parameters)}; "
+                    f"{what} has no argument {key!r}{_suggestion(key, parameters)}; "
                     f"its arguments: {', '.join(parameters)}"
                 )
     try:
-        signature.bind(None, **kwargs)
+        signature.bind(None, *args, **kwargs)
     except TypeError as error:
-        raise ModelError(f"model {name!r}: {error}") from None
-    return cls(**kwargs)
+        raise ModelError(f"{what}: {error}") from None
 
 
 def _suggestion(word: str, choices: Iterable[str]) -> str:

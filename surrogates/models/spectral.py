@@ -313,10 +313,9 @@ def _dft_by_matmul(grid: Sequence[int], windows: Sequence[_AxisWindow]) -> bool:
     `(2 K_a) x (2 X_a)` product (half as wide for the real end) on each point of the other
     axes (kept modes before `a`, grid points after it); an FFT of `N` points takes about
     `2.5 N log2 N` flops each way, plus transposes that bring each axis last. Timed with XLA
-    on a 2-core CPU (1D to 3D grids of 32 to 4096 points per axis, forward and gradient), the
-    products were faster whenever they needed at most `_MATMUL_TO_FFT_COST` times the FFT's
-    flops and slower beyond: on 64 x 64 up to about 45 of the 64 modes per axis, on 256 x 256
-    up to about 90, on 1024 points up to about 200. So few kept modes (FNO's usual 12 to 32)
+    on CPU over 1D to 3D grids, forward and gradient, the products were faster whenever they
+    needed at most `_MATMUL_TO_FFT_COST` times the FFT's flops and slower beyond (the README's
+    performance section has the crossover points). So few kept modes (FNO's usual 12 to 32)
     use products, keeping most of a grid's modes uses FFTs.
     """
     kept = [n for _, _, n in windows]

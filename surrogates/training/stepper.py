@@ -6,7 +6,8 @@ training split's statistics, stacks the `history` frames time-major into channel
 (Darcy's coefficient; they come first so the last `C` channels are always the latest frame),
 calls the operator model, optionally adds the model's output to the last frame (residual),
 and undoes the normalisation. With `history=0` the model sees only the static inputs: a steady
-problem, a map from coefficients to the solution.
+problem, a map from coefficients to the solution. PDE parameters reach the model normalised
+with the training split's statistics, which the stepper carries (so checkpoints do).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ class Statistic(nnx.Variable):
 class Stepper(nnx.Module):
     """Next frame from the last `history` frames and the static inputs.
 
-    window: (B, H, *X, C) physical fields, static: (B, *X, Cs) or None -> (B, *X, C) the next
-    frame. The model gets `Cs + H * C` channels. `params` (B, P), the PDE parameters, are
-    passed on to models that use them.
+    window: (B, H, *X, C) physical fields, static: (B, *X, Cs) or None, pde_params: (B, P)
+    or None -> (B, *X, C) the next frame. The model gets `Cs + H * C` channels and the PDE
+    parameters normalised with `pde_mean` and `pde_std` (P,).
     """
 
     def __init__(
@@ -41,6 +42,8 @@ class Stepper(nnx.Module):
         static_channels: int = 0,
         static_mean: np.ndarray | None = None,
         static_std: np.ndarray | None = None,
+        pde_mean: np.ndarray | None = None,
+        pde_std: np.ndarray | None = None,
     ):
         if history == 0 and (residual or static_channels == 0):
             raise ValueError("a stepper without history needs static inputs and cannot be residual")
@@ -56,6 +59,10 @@ class Stepper(nnx.Module):
         if static_channels:
             self.static_mean = Statistic(_or(static_mean, jnp.zeros(static_channels)))
             self.static_std = Statistic(_or(static_std, jnp.ones(static_channels)))
+        self.pde_mean = self.pde_std = nnx.data(None)
+        if pde_mean is not None:
+            self.pde_mean = Statistic(jnp.asarray(pde_mean, jnp.float32))
+            self.pde_std = Statistic(_or(pde_std, jnp.ones(len(pde_mean), jnp.float32)))
 
     def normalise(self, fields: jax.Array) -> jax.Array:
         return (fields - self.mean[...]) / self.std[...]
@@ -63,11 +70,16 @@ class Stepper(nnx.Module):
     def denormalise(self, fields: jax.Array) -> jax.Array:
         return fields * self.std[...] + self.mean[...]
 
+    def normalise_pde_params(self, pde_params: jax.Array | None) -> jax.Array | None:
+        if pde_params is None or self.pde_mean is None:
+            return pde_params
+        return (pde_params - self.pde_mean[...]) / self.pde_std[...]
+
     def __call__(
         self,
         window: jax.Array,
         *,
-        params: jax.Array | None = None,
+        pde_params: jax.Array | None = None,
         static: jax.Array | None = None,
     ) -> jax.Array:
         if (static is None) != (self.static_channels == 0):
@@ -81,7 +93,7 @@ class Stepper(nnx.Module):
         if static is not None:
             normalised = (static - self.static_mean[...]) / self.static_std[...]
             stacked = jnp.concatenate([normalised.astype(stacked.dtype), stacked], axis=-1)
-        out = self.model(stacked, params=params)
+        out = self.model(stacked, pde_params=self.normalise_pde_params(pde_params))
         if self.residual:
             out = z[:, -1] + out
         return self.denormalise(out)
@@ -106,15 +118,15 @@ def rollout(
     context: jax.Array,
     steps: int,
     *,
-    params: jax.Array | None = None,
+    pde_params: jax.Array | None = None,
     static: jax.Array | None = None,
 ) -> jax.Array:
-    """`steps` frames predicted autoregressively from `context` (B, H, *X, C) and the static
-    inputs (B, *X, Cs): (B, steps, *X, C).
+    """`steps` frames predicted autoregressively from `context` (B, H, *X, C), the static
+    inputs (B, *X, Cs) and the PDE parameters (B, P): (B, steps, *X, C).
     """
 
     def advance(window: jax.Array, _) -> tuple[jax.Array, jax.Array]:
-        frame = stepper(window, params=params, static=static)
+        frame = stepper(window, pde_params=pde_params, static=static)
         return shift_in(window, frame), frame
 
     _, frames = jax.lax.scan(advance, context, None, length=steps)

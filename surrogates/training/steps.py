@@ -6,7 +6,8 @@ back from the model is decided by `n_ar`, a traced integer from the curriculum (
 back its prediction when `k < n_ar`, else the true frame, exactly as CAPE's training loop), so
 a schedule never recompiles. The model state is split once into parameters, other variables
 and a static graph, which keeps the step a pure function of arrays that can be donated and
-sharded.
+sharded. Models that add loss terms of their own (`surrogates.models.contract.AuxiliaryLoss`)
+have them added at every rollout step.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from surrogates.models.contract import HasLossView, auxiliary_total, collecting_auxiliary
 from surrogates.models.prepared import given, prepare_all
+from surrogates.training.optimizers import apply_update
 from surrogates.training.stepper import Stepper, rollout, shift_in
 
 
@@ -33,12 +36,11 @@ def step_loss(kind: str, stepper: Stepper, pred: jax.Array, target: jax.Array) -
       first derivatives along every axis added, central differences on a periodic grid of
       spacing `1 / X` per axis (a unit domain).
 
-    A model with a `loss_view` (multi-grid patching without stitching) is scored on its view
-    of both fields.
+    A model with a loss view (`HasLossView`: multi-grid patching without stitching) is scored
+    on its view of both fields.
     """
-    view = getattr(stepper.model, "loss_view", None)
-    if view is not None:
-        pred, target = view(pred), view(target)
+    if isinstance(stepper.model, HasLossView):
+        pred, target = stepper.model.loss_view(pred), stepper.model.loss_view(target)
     if kind == "mse":
         return jnp.mean(jnp.square(stepper.normalise(pred) - stepper.normalise(target)))
     error, norm = _squared_norm(pred - target), _squared_norm(target)
@@ -68,21 +70,26 @@ def rollout_loss(
     loss: str,
     pushforward: bool,
     remat: bool,
-    params: jax.Array | None = None,
+    pde_params: jax.Array | None = None,
     static: jax.Array | None = None,
 ) -> jax.Array:
-    """Mean per-step loss over a curriculum rollout. windows: (B, H + R, *X, C), static:
-    (B, *X, Cs) or None.
+    """Mean per-step loss over a curriculum rollout, each step's including the model's
+    auxiliary terms. windows: (B, H + R, *X, C), static: (B, *X, Cs) or None, pde_params:
+    (B, P) or None.
     """
     history = stepper.history
     context, targets = windows[:, :history], jnp.moveaxis(windows[:, history:], 1, 0)
 
     def advance(window: jax.Array, step: tuple[jax.Array, jax.Array]):
         k, target = step
-        pred = stepper(window, params=params, static=static)
+        with collecting_auxiliary() as records:
+            pred = stepper(window, pde_params=pde_params, static=static)
         fed = jax.lax.stop_gradient(pred) if pushforward else pred
         frame = jnp.where(k < n_ar, fed, target)
-        return shift_in(window, frame), step_loss(loss, stepper, pred, target)
+        value = step_loss(loss, stepper, pred, target)
+        if records:
+            value = value + auxiliary_total(records, stepper.normalise(target))
+        return shift_in(window, frame), value
 
     if remat:
         advance = jax.checkpoint(advance)
@@ -112,8 +119,8 @@ def micro_batched_value_and_grad(
     `batch` (a pytree; None leaves allowed), so the mean of the parts' values and gradients
     is the whole batch's. The parts are scanned one after the other, so only one part's
     activations are alive at a time: with a few samples per part they stay in the CPU's
-    cache (an FNO's training step at 64 x 64, batch 16, ran 15% faster as 4 parts of 4) and
-    on any device the peak memory drops. Part j takes entries j, j + m, j + 2m, ..., so a
+    cache (faster on CPU; see the README's performance section) and on any device the peak
+    memory drops. Part j takes entries j, j + m, j + 2m, ..., so a
     batch sharded over devices in contiguous blocks gives every device its share of each
     part. With one micro-batch this is `jax.value_and_grad(fun)`.
 
@@ -194,8 +201,9 @@ def make_train_step(
     batch_sharding: jax.sharding.Sharding | None = None,
     micro_batches: int = 1,
 ) -> Callable:
-    """`step(params, opt_state, rest, fields, param_table, static, trajectory, start, n_ar)`
-    -> `(params, opt_state, loss)`, compiled once; `params` and `opt_state` are donated.
+    """`step(params, opt_state, rest, counter, fields, param_table, static, trajectory, start,
+    n_ar)` -> `(params, opt_state, loss)`, compiled once; `params` and `opt_state` are donated
+    (`counter`, the trainer's `[epoch, step]`, is not used: the sampler drew the windows).
 
     fields: (N, T, *X, C) training trajectories on the device; param_table: (N, P) or None;
     static: (N, *X, Cs) or None; trajectory, start: (B,) int32 window indices, sharded over
@@ -212,14 +220,17 @@ def make_train_step(
             loss=loss,
             pushforward=pushforward,
             remat=remat,
-            params=pde_params,
+            pde_params=pde_params,
             static=static,
         )
 
     value_and_grad = model_value_and_grad(graphdef, loss_of, micro_batches)
 
     @partial(jax.jit, donate_argnums=(0, 1))
-    def step(params, opt_state, rest, fields, param_table, static, trajectory, start, n_ar):
+    def step(
+        params, opt_state, rest, counter, fields, param_table, static, trajectory, start, n_ar
+    ):
+        del counter  # windows come from the sampler, not from a key
         windows = gather_windows(fields, trajectory, start, window)
         if batch_sharding is not None:
             windows = jax.lax.with_sharding_constraint(windows, batch_sharding)
@@ -227,20 +238,25 @@ def make_train_step(
         static = None if static is None else static[trajectory]
         batch = (windows, pde_params, static)
         value, grads = value_and_grad(params, batch, rest, n_ar)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
+
+        def value_fn(candidate):
+            return loss_of(nnx.merge(graphdef, candidate, rest), batch, n_ar)
+
+        params, opt_state = apply_update(tx, params, opt_state, value, grads, value_fn)
+        return params, opt_state, value
 
     return step
 
 
 def make_predict(graphdef: nnx.GraphDef) -> Callable:
     """`predict(params, rest, context, pde_params, static, steps)` -> (B, steps, *X, C),
-    compiled per (shape, steps). context: (B, H, *X, C); static: (B, *X, Cs) or None.
+    compiled per (shape, steps). context: (B, H, *X, C); pde_params: (B, P) or None; static:
+    (B, *X, Cs) or None.
     """
 
     @partial(jax.jit, static_argnums=(5,))
     def predict(params, rest, context, pde_params, static, steps):
         stepper = nnx.merge(graphdef, params, rest)
-        return rollout(stepper, context, steps, params=pde_params, static=static)
+        return rollout(stepper, context, steps, pde_params=pde_params, static=static)
 
     return predict

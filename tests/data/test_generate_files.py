@@ -13,6 +13,7 @@ import pytest
 from surrogates.cli import main
 from surrogates.data import open_dataset
 from surrogates.data.generate import generator
+from surrogates.data.generate.pdebench1d import PDEBench1DRecipe
 from surrogates.data.generate.recipe import load_recipe
 from surrogates.errors import RecipeError
 
@@ -60,7 +61,7 @@ def test_generated_files_open_as_pdebench_tensor_files(tmp_path: Path, pde: str)
         for name, value in values.items():
             np.testing.assert_array_equal(ds.params[name][5 * k : 5 * k + 5], value)
         # Contents are the solver's, in chunks of 2 (the last one padded, then cut).
-        direct = [generator.solve(recipe, values, np.arange(i, i + 2)) for i in (0, 2, 4)]
+        direct = [recipe.solve(values, np.arange(i, i + 2)) for i in (0, 2, 4)]
         expected = np.concatenate(direct)[:5]
         np.testing.assert_array_equal(ds.fields[5 * k : 5 * k + 5][..., 0], expected)
     with h5py.File(paths[0]) as f:
@@ -108,7 +109,7 @@ def test_existing_files_are_kept_refused_or_forced(tmp_path: Path):
 
 def test_an_interrupted_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     recipe = small_recipe(tmp_path)
-    solve, calls = generator.solve, []
+    solve, calls = PDEBench1DRecipe.solve, []
 
     def interrupted(*args):
         calls.append(1)
@@ -116,7 +117,7 @@ def test_an_interrupted_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
             raise KeyboardInterrupt
         return solve(*args)
 
-    monkeypatch.setattr(generator, "solve", interrupted)
+    monkeypatch.setattr(PDEBench1DRecipe, "solve", interrupted)
     with pytest.raises(KeyboardInterrupt):
         generator.run_recipe(recipe, out=tmp_path / "out", progress=False)
     assert list((tmp_path / "out").iterdir()) == []
@@ -126,14 +127,14 @@ def test_a_diverging_solver_is_reported_and_nothing_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     recipe = small_recipe(tmp_path)
-    solve = generator.solve
+    solve = PDEBench1DRecipe.solve
 
     def diverging(*args):
         block = solve(*args).copy()
         block[1, 3, 7] = np.nan
         return block
 
-    monkeypatch.setattr(generator, "solve", diverging)
+    monkeypatch.setattr(PDEBench1DRecipe, "solve", diverging)
     with pytest.raises(RecipeError, match=r"burgers_Nu0\.01\.hdf5: the burgers solver diverged"):
         generator.run_recipe(recipe, out=tmp_path / "out", progress=False)
     assert list((tmp_path / "out").iterdir()) == []

@@ -9,9 +9,12 @@ import xarray as xr
 
 from surrogates.errors import ResultsError, SurrogatesError
 from surrogates.evaluation.results import (
+    Cases,
+    case_rows,
     comparison_rows,
     metrics_dataset,
     read_results,
+    seed_rows,
     summary_rows,
     write_results,
 )
@@ -265,3 +268,88 @@ def test_comparison_rows_name_an_experiment_missing_a_metric():
     with pytest.raises(ValueError, match=r"experiment 'advection' has no metric\(s\) \['nrmse'\]"):
         comparison_rows(results, ["rmse", "nrmse"])
     assert comparison_rows({}) == []
+
+
+def cases_of(names=("beta",), values=((0.4,), (2.5,)), seen=(True, False)) -> Cases:
+    return Cases(
+        names=names,
+        values=np.asarray(values),
+        seen=np.asarray(seen),
+        trajectories=np.asarray([3, 2]),
+        metrics=[random_metrics(seed=10 + k) for k in range(len(values))],
+    )
+
+
+def test_per_case_metrics_round_trip_beside_the_pooled_ones(tmp_path):
+    cases = cases_of()
+    ds = metrics_dataset(random_metrics(), channels=CHANNELS, times=TIMES, cases=cases)
+    again = read_results(write_results(ds, tmp_path / "eval.nc"))
+    xr.testing.assert_identical(again, ds)
+    assert again["nrmse_by_case"].dims == ("case", "model", "step", "channel")
+    assert again["beta"].values.tolist() == [0.4, 2.5]
+    assert again["seen"].dtype == bool and again["seen"].values.tolist() == [True, False]
+    np.testing.assert_array_equal(
+        again["rmse_by_case"].sel(model="fno").isel(case=1), cases.metrics[1]["fno"]["rmse"]
+    )
+    # Summaries of the pooled metrics ignore the per-case variables.
+    assert list(summary_rows(again)[0]) == [
+        "model",
+        "rmse",
+        "nrmse",
+        "max_error",
+        "nrmse_last",
+    ]
+    rows = case_rows(again)
+    assert [(r["beta"], r["seen"], r["trajectories"]) for r in rows] == [
+        (0.4, "yes", 3),
+        (2.5, "no", 2),
+    ]
+    unseen = cases.metrics[1]["unet"]["nrmse"]
+    assert rows[1]["unet nrmse"] == pytest.approx(np.mean(unseen, dtype=np.float64))
+    assert rows[1]["unet nrmse_last"] == pytest.approx(np.mean(unseen[-1], dtype=np.float64))
+    assert "unet nrmse_last" not in case_rows(again, last=False)[0]
+
+
+def test_per_case_variables_of_another_shape_are_rejected(tmp_path):
+    ds = metrics_dataset(random_metrics(), channels=CHANNELS)
+    ds["nrmse_by_case"] = ds["nrmse"]
+    ds.to_netcdf(tmp_path / "odd.nc", engine="h5netcdf")
+    with pytest.raises(ResultsError, match="'nrmse_by_case' has dims"):
+        read_results(tmp_path / "odd.nc")
+
+
+def test_parameter_names_may_not_collide_with_coordinates():
+    with pytest.raises(ValueError, match=r"collide with the results' coords"):
+        metrics_dataset(random_metrics(), channels=CHANNELS, cases=cases_of(names=("step",)))
+
+
+def test_seed_rows_give_means_and_sample_deviations():
+    runs = [
+        metrics_dataset(
+            random_metrics(seed=s),
+            channels=CHANNELS,
+            attrs={
+                "model": "fno",
+                "parameters": 99,
+                "train_seconds": 10.0 + s,
+                "eval_seconds": 1.0,
+            },
+        )
+        for s in (1, 2, 3)
+    ]
+    rows = seed_rows({"burgers": runs, "single": runs[:1]})
+    assert [(r["experiment"], r["model"], r["seeds"]) for r in rows] == [
+        ("burgers", "unet", 3),
+        ("burgers", "fno", 3),
+        ("single", "unet", 1),
+        ("single", "fno", 1),
+    ]
+    fno = rows[1]
+    per_run = [np.mean(random_metrics(seed=s)["fno"]["rmse"], dtype=np.float64) for s in (1, 2, 3)]
+    assert fno["rmse_mean"] == pytest.approx(np.mean(per_run))
+    assert fno["rmse_std"] == pytest.approx(np.std(per_run, ddof=1))
+    assert "nrmse_last_mean" in fno and "nrmse_last_std" in fno
+    assert fno["params"] == 99 and fno["train_seconds"] == pytest.approx(12.0)
+    # The baseline row has no size or times of its own; one run has no deviation.
+    assert rows[0]["params"] is None and rows[0]["train_seconds"] is None
+    assert rows[3]["rmse_std"] is None

@@ -271,7 +271,7 @@ def test_blocks_are_scanned_for_values_and_unrolled_for_gradients():
 
 def test_jit_matches_eager_and_params_are_ignored(model):
     x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 9, 8, 3)), jnp.float32)
-    eager = np.asarray(model(x, params={"nu": jnp.ones(2)}))
+    eager = np.asarray(model(x, pde_params=jnp.ones((2, 1))))
     np.testing.assert_allclose(eager, np.asarray(apply(model, x)), rtol=1e-5, atol=1e-6)
 
 

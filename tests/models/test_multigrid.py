@@ -40,15 +40,15 @@ def field(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
 
 
 class FirstChannels(nnx.Module):
-    """Operator stand-in: the first `out_channels` channels, plus `params["shift"]` if given."""
+    """Operator stand-in: the first `out_channels` channels, plus the first PDE parameter."""
 
     def __init__(self, out_channels: int) -> None:
         self.out_channels = out_channels
 
-    def __call__(self, x: jax.Array, *, params: dict[str, jax.Array] | None = None) -> jax.Array:
+    def __call__(self, x: jax.Array, *, pde_params: jax.Array | None = None) -> jax.Array:
         out = x[..., : self.out_channels]
-        if params is not None:
-            out = out + params["shift"].reshape(-1, *(1,) * (x.ndim - 1))
+        if pde_params is not None:
+            out = out + pde_params[:, 0].reshape(-1, *(1,) * (x.ndim - 1))
         return out
 
 
@@ -167,7 +167,7 @@ def test_wrapper_with_identity_operator_returns_input(shape):
     np.testing.assert_array_equal(model(x), x)
 
     shift = jnp.asarray([1.0, -2.0])
-    shifted = model(x, params={"shift": shift})
+    shifted = model(x, pde_params=shift[:, None])
     np.testing.assert_array_equal(shifted, x + shift.reshape(-1, *(1,) * (x.ndim - 1)))
 
 

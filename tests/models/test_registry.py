@@ -108,7 +108,7 @@ def test_persistence_returns_the_last_frame():
     frames = [rng.normal(size=(2, 5, 7, 3)).astype(np.float32) for _ in range(4)]
     x = jnp.asarray(np.concatenate(frames, axis=-1))  # history stacked time-major
     model = build("persistence", in_channels=12, out_channels=3)
-    np.testing.assert_array_equal(np.asarray(model(x, params={"nu": jnp.ones(2)})), frames[-1])
+    np.testing.assert_array_equal(np.asarray(model(x, pde_params=jnp.ones((2, 1)))), frames[-1])
     assert nnx.state(model, nnx.Param) == nnx.State({})
 
 

@@ -19,18 +19,23 @@ from layout_files import write_cfd
 from surrogates.cli import main
 from surrogates.config import load_experiment
 from surrogates.errors import TrainingError
-from surrogates.evaluation.report import evaluate_run
 from surrogates.evaluation.results import read_results
 from surrogates.runs import read_jsonl
+from surrogates.training import OperatorTask, Trainer
 from surrogates.training.checkpoints import Checkpoints
-from surrogates.training.engine import Session, _fit, train
+from surrogates.workflow import evaluate, train
 
 
 def test_a_run_writes_every_output(make_experiment):
     experiment = load_experiment(make_experiment())
     folder = train(experiment, progress=False)
     assert folder.parent == Path(experiment.run.root) / "tiny"
-    assert load_experiment(folder / "config.yaml") == experiment
+    # The resolved config is the experiment with the PDE parameters it resolved (none vary).
+    recorded = load_experiment(folder / "config.yaml")
+    assert recorded.data.params == []
+    assert recorded == experiment.model_copy(
+        update={"data": experiment.data.model_copy(update={"params": []})}
+    )
     log = read_jsonl(folder / "metrics.jsonl")
     assert [r["epoch"] for r in log] == [1, 2, 3]
     assert [r["n_ar"] for r in log] == [0, 2, 3]  # linear curriculum, 3 rollout steps
@@ -50,7 +55,7 @@ def test_a_run_writes_every_output(make_experiment):
 def test_persistence_scores_equal_a_direct_computation(make_experiment, burgers_file):
     from surrogates.data import open_dataset
     from surrogates.data.windows import split_trajectories
-    from surrogates.evaluation.metrics import nrmse
+    from surrogates.metrics import nrmse
 
     experiment = load_experiment(make_experiment())
     folder = train(experiment, progress=False)
@@ -65,20 +70,22 @@ def test_persistence_scores_equal_a_direct_computation(make_experiment, burgers_
 
 def test_the_step_compiles_once_while_the_curriculum_changes(make_experiment, tmp_path):
     experiment = load_experiment(make_experiment(), ["train.epochs=4"])
-    session = Session(experiment, tmp_path / "run")
-    _fit(session, progress=False)
-    assert [session.curriculum(e) for e in range(4)] == [0, 2, 3, 3]
-    assert session.step._cache_size() == 1
+    task = OperatorTask.for_training(experiment)
+    trainer = Trainer(task, experiment.train, tmp_path / "run", progress=False)
+    trainer.fit()
+    trainer.close()
+    assert [task.curriculum(e) for e in range(4)] == [0, 2, 3, 3]
+    assert trainer.compiled_step._cache_size() == 1
 
 
 def test_lazy_reads_train_exactly_like_device_data(make_experiment, tmp_path):
     losses = {}
     for memory_gb in (4.0, 1e-9):
         experiment = load_experiment(make_experiment(), [f"data.memory_gb={memory_gb}"])
-        session = Session(experiment, tmp_path / f"run{memory_gb}")
-        assert session.batches.on_device == (memory_gb == 4.0)
-        losses[memory_gb] = [session.run_epoch(e)[0] for e in range(2)]
-        session.checkpoints.close()
+        task = OperatorTask.for_training(experiment)
+        assert task.batches.on_device == (memory_gb == 4.0)
+        trainer = Trainer(task, experiment.train)
+        losses[memory_gb] = [trainer.run_epoch(e)[0] for e in range(2)]
     np.testing.assert_allclose(losses[4.0], losses[1e-9], rtol=1e-6)
 
 
@@ -86,23 +93,29 @@ def test_a_diverging_loss_stops_naming_epoch_and_step_and_keeps_the_checkpoint(
     make_experiment, tmp_path
 ):
     experiment = load_experiment(make_experiment(), ["train.epochs=4"])
-    session = Session(experiment, tmp_path / "run")
-    step, calls = session.step, []
+    task = OperatorTask.for_training(experiment)
+    make_step, calls = task.make_step, []
 
-    def poisoned(params, opt_state, *rest):
-        calls.append(1)
-        params, opt_state, loss = step(params, opt_state, *rest)
-        return params, opt_state, loss * np.nan if len(calls) == 5 else loss
+    def poisoned_step(tx):
+        step = make_step(tx)
 
-    session.step = poisoned
-    per_epoch = session.sampler.steps_per_epoch
+        def poisoned(params, opt_state, *rest):
+            calls.append(1)
+            params, opt_state, loss = step(params, opt_state, *rest)
+            return params, opt_state, loss * np.nan if len(calls) == 5 else loss
+
+        return poisoned
+
+    task.make_step = poisoned_step
+    trainer = Trainer(task, experiment.train, tmp_path / "run", progress=False)
+    per_epoch = task.steps_per_epoch
     assert per_epoch < 5 <= 2 * per_epoch  # the fifth step is in epoch 2
     with pytest.raises(TrainingError, match=rf"loss is nan at epoch 2, step {5 - per_epoch};"):
-        _fit(session, progress=False)
-    session.checkpoints.close()
+        trainer.fit()
+    trainer.close()
     assert [r["epoch"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl")] == [1]
     (tmp_path / "run" / "config.yaml").write_text((make_experiment()).read_text())
-    out = evaluate_run(tmp_path / "run")
+    out = evaluate(tmp_path / "run")
     assert np.all(np.isfinite(read_results(out / "eval.nc")["nrmse"].values))
 
 
@@ -161,7 +174,7 @@ def test_resuming_after_a_kill_matches_an_uninterrupted_run(make_experiment):
 def test_resume_errors(tmp_path):
     assert main(["train", "--resume", str(tmp_path), "-q"]) == 2
     with pytest.raises(TrainingError, match="not a run folder"):
-        evaluate_run(tmp_path)
+        evaluate(tmp_path)
 
 
 def test_window_longer_than_the_data_is_a_clear_error(make_experiment, tmp_path):
@@ -173,7 +186,7 @@ def test_window_longer_than_the_data_is_a_clear_error(make_experiment, tmp_path)
         TrainingError,
         match=r"history \+ train.rollout_steps = 12 frames, but the trajectories have 11",
     ):
-        Session(experiment, tmp_path / "run")
+        OperatorTask.for_training(experiment)
 
 
 def test_evaluate_at_another_resolution_and_on_other_files(make_experiment, burgers_file, capsys):
@@ -254,15 +267,14 @@ def test_normalisation_statistics_come_from_the_training_split_only(make_experim
     from surrogates.data.windows import channel_statistics
 
     experiment = load_experiment(make_experiment())
-    session = Session(experiment, tmp_path / "run")
-    fields = session.data.dataset.fields
-    mean, std = channel_statistics(fields[session.data.splits.train])
-    np.testing.assert_allclose(session.data.mean, mean, rtol=1e-6)
-    np.testing.assert_allclose(session.data.std, std, rtol=1e-6)
+    task = OperatorTask.for_training(experiment)
+    fields = task.data.dataset.fields
+    mean, std = channel_statistics(fields[task.data.splits.train])
+    np.testing.assert_allclose(task.data.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(task.data.std, std, rtol=1e-6)
     assert not np.allclose(channel_statistics(fields)[0], mean, rtol=1e-3)
     # The stepper carries them (and so do its checkpoints).
-    np.testing.assert_allclose(session.model.rest["mean"][...], mean, rtol=1e-6)
-    session.checkpoints.close()
+    np.testing.assert_allclose(task.model.rest["mean"][...], mean, rtol=1e-6)
 
 
 def test_an_empty_evaluation_split_is_a_clear_error(make_experiment):
@@ -273,8 +285,9 @@ def test_an_empty_evaluation_split_is_a_clear_error(make_experiment):
 
 def test_a_checkpoint_of_other_shapes_is_a_clear_error(tmp_path):
     checkpoints = Checkpoints(tmp_path / "checkpoints")
-    checkpoints.save({"weight": jnp.ones((2, 3, 4))}, {"epoch": 1}, best=False)
-    restored, meta = checkpoints.restore({"weight": jnp.zeros((2, 3, 4))})
+    optimizer = {"count": jnp.ones(())}
+    checkpoints.save({"weight": jnp.ones((2, 3, 4))}, optimizer, {"epoch": 1}, best=False)
+    restored, _, meta = checkpoints.restore({"weight": jnp.zeros((2, 3, 4))})
     assert meta["epoch"] == 1 and float(restored["weight"].sum()) == 24.0
     # Same size, other layout: as a dense FNO checkpoint written before weights moved.
     with pytest.raises(TrainingError, match=r"epoch 1 does not fit.*\(4, 2, 3\).*\(2, 3, 4\)") as e:

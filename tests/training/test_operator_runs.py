@@ -14,14 +14,14 @@ from flax import nnx
 from tiny_runs import experiment_yaml
 
 from surrogates.config import load_experiment
-from surrogates.errors import TrainingError
-from surrogates.evaluation.report import evaluate_run, restore_model
+from surrogates.errors import ModelError, TrainingError
 from surrogates.evaluation.results import read_results
 from surrogates.models.multigrid import Multigrid
 from surrogates.runs import read_jsonl
-from surrogates.training import sharding
-from surrogates.training.engine import train
-from surrogates.training.inputs import load_data
+from surrogates.training import OperatorTask
+from surrogates.training.checkpoints import Checkpoints
+from surrogates.training.trainer import load_selected
+from surrogates.workflow import evaluate, train
 
 DARCY = """\
 pde: darcy
@@ -79,13 +79,11 @@ def test_a_steady_problem_learns_the_solution_from_the_coefficient(darcy_file, t
     assert "solution from the static inputs" in (folder / "summary.md").read_text()
 
     # The model saw the coefficient as its one input channel (plus FNO's grid embedding).
-    data = load_data(experiment.data, statistics=False)
-    model = restore_model(experiment, data, folder, sharding.data_mesh())
-    stepper = nnx.merge(model.graphdef, model.params, model.rest)
+    stepper = trained_stepper(folder)
     assert stepper.model.in_channels == 1 and stepper.static_channels == 1
 
     # Zero-shot at twice the training resolution: the same weights on the 32 x 32 grid.
-    fine = read_results(evaluate_run(folder, stride_x=1) / "eval.nc")
+    fine = read_results(evaluate(folder, stride_x=1) / "eval.nc")
     assert fine.attrs["data"].endswith("stride_x 1")
     transferred = float(fine["nrmse"].mean())
     assert np.isfinite(transferred) and transferred < 3 * trained
@@ -115,18 +113,22 @@ def test_multigrid_patching_wraps_the_operator(burgers_file, tmp_path):
         assert all(np.isfinite(r["train_loss"]) for r in read_jsonl(folder / "metrics.jsonl"))
         results = read_results(folder / "eval.nc")
         assert np.all(np.isfinite(results["nrmse"].values))
-    data = load_data(experiment.data, statistics=False)
-    stepper = nnx.merge(*_parts(restore_model(experiment, data, folder, sharding.data_mesh())))
+    stepper = trained_stepper(folder)
     assert isinstance(stepper.model, Multigrid) and stepper.model.levels == 1
     # Three history frames, doubled by the one coarse view.
     assert stepper.model.operator.in_channels == 6
     bad = load_experiment(path, ["model.multigrid.levels=4"])
-    with pytest.raises(TrainingError, match=r"model.multigrid: .*levels=4"):
+    with pytest.raises(ModelError, match=r"model.wrappers: .*levels=4.*data.stride_x"):
         train(bad, progress=False)
 
 
-def _parts(model) -> tuple:
-    return model.graphdef, model.params, model.rest
+def trained_stepper(folder: Path) -> nnx.Module:
+    """The stepper of the run in `folder` with its best checkpoint's weights."""
+    task = OperatorTask.for_evaluation(load_experiment(folder / "config.yaml"))
+    checkpoints = Checkpoints(folder / "checkpoints")
+    load_selected(task, checkpoints, "best", folder)
+    checkpoints.close()
+    return task.model.module()
 
 
 def test_incremental_modes_grow_by_epoch_and_evaluate_as_trained(make_experiment):
@@ -141,11 +143,24 @@ def test_incremental_modes_grow_by_epoch_and_evaluate_as_trained(make_experiment
     assert [r["n_modes"] for r in log] == [[4], [6], [8]]
     # Re-evaluation sets the modes the best checkpoint was trained with and reproduces the run.
     trained = read_results(folder / "eval.nc")
-    again = read_results(evaluate_run(folder) / "eval.nc")
+    again = read_results(evaluate(folder) / "eval.nc")
     np.testing.assert_allclose(again["nrmse"], trained["nrmse"], rtol=1e-6)
     best = min(log, key=lambda r: r["val_nrmse"])
-    data = load_data(experiment.data, statistics=False)
-    stepper = nnx.merge(*_parts(restore_model(experiment, data, folder, sharding.data_mesh())))
+    stepper = trained_stepper(folder)
     assert list(stepper.model.n_modes) == best["n_modes"]
     with pytest.raises(TrainingError, match="start_modes: \\[9\\] must have one entry per axis"):
         train(load_experiment(make_experiment(), ["train.incremental.start_modes=[9]"]))
+
+
+def test_a_model_checks_its_grid_before_anything_runs(make_experiment, capsys):
+    from surrogates.cli import main
+
+    path = make_experiment()
+    experiment = load_experiment(path, ["model.n_modes=[8, 8]"])
+    with pytest.raises(
+        ModelError, match=r"^model\.n_modes: 2 entries for data with 1 spatial axes \(32,\)$"
+    ):
+        train(experiment, progress=False)
+    assert not list(Path(experiment.run.root).glob("tiny/*"))  # no run folder left
+    assert main(["train", str(path), "-o", "model.n_modes=[8, 8]", "-q"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -17,25 +17,24 @@ from tiny_runs import experiment_yaml
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from pathlib import Path
 
     import jax
     import numpy as np
     from jax.sharding import Mesh
 
     from surrogates.config import load_experiment
-    from surrogates.training.engine import Session
+    from surrogates.training import OperatorTask, Trainer
 
     assert jax.device_count() == 4, jax.devices()
     experiment = load_experiment(sys.argv[1])
     results = {}
     for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):
-        session = Session(experiment, Path(sys.argv[2]) / name, Mesh(np.array(devices), ("data",)))
-        losses = [session.run_epoch(epoch)[0] for epoch in range(2)]
-        shardings = {leaf.sharding.num_devices for leaf in jax.tree.leaves(session.model.params)}
+        task = OperatorTask.for_training(experiment, Mesh(np.array(devices), ("data",)))
+        trainer = Trainer(task, experiment.train)
+        losses = [trainer.run_epoch(epoch)[0] for epoch in range(2)]
+        shardings = {leaf.sharding.num_devices for leaf in jax.tree.leaves(task.model.params)}
         assert shardings == {len(devices)}, shardings
-        results[name] = (losses, [np.asarray(p) for p in jax.tree.leaves(session.model.params)])
-        session.checkpoints.close()
+        results[name] = (losses, [np.asarray(p) for p in jax.tree.leaves(task.model.params)])
     np.testing.assert_allclose(results["four"][0], results["one"][0], rtol=1e-5)
     for a, b in zip(results["four"][1], results["one"][1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -81,7 +80,7 @@ def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, sections
         "JAX_PLATFORMS": "cpu",
     }
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(experiment), str(tmp_path)],
+        [sys.executable, "-c", SCRIPT, str(experiment)],
         env=env,
         capture_output=True,
         text=True,

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from surrogates.models import FNO, Persistence
+from surrogates.models.contract import record_auxiliary
 from surrogates.training.stepper import Stepper, rollout
 from surrogates.training.steps import (
     gather_windows,
@@ -27,7 +28,7 @@ class Scale(nnx.Module):
         self.channels = channels
         self.a = nnx.Param(jnp.asarray(a))
 
-    def __call__(self, x, *, params=None):
+    def __call__(self, x, *, pde_params=None):
         return self.a[...] * x[..., -self.channels :]
 
 
@@ -37,14 +38,31 @@ class Channels(nnx.Module):
     def __init__(self, *indices: int):
         self.indices = indices
 
-    def __call__(self, x, *, params=None):
+    def __call__(self, x, *, pde_params=None):
         return x[..., list(self.indices)]
+
+
+# The trainer's [epoch, step]; the operator step does not use it.
+COUNTER = np.zeros(2, np.int32)
 
 
 def windows(batch=2, frames=6, space=5, channels=1, seed=0) -> np.ndarray:
     return (
         np.random.default_rng(seed).normal(size=(batch, frames, space, channels)).astype(np.float32)
     )
+
+
+def steps_in_parts(graphdef, params, rest, tx, fields, rows, starts, n_ar, parts, **options):
+    """The compiled step's `(params, opt_state, loss)` from a copy of `params`, for each
+    number of micro-batches in `parts`."""
+    results = []
+    for m in parts:
+        step = make_train_step(graphdef, tx, micro_batches=m, **options)
+        copy = jax.tree.map(jnp.copy, params)
+        results.append(
+            step(copy, tx.init(copy), rest, COUNTER, fields, None, None, rows, starts, n_ar)
+        )
+    return results
 
 
 def unrolled(a: float, w: np.ndarray, history: int, n_ar: int) -> tuple[float, float]:
@@ -155,7 +173,7 @@ def test_gather_windows_and_donated_step():
     tx = optax.sgd(0.1)
     step = make_train_step(graphdef, tx, window=4, loss="mse", pushforward=False, remat=False)
     new_params, _, loss = step(
-        params, tx.init(params), rest, fields, None, None, rows, starts, jnp.asarray(1)
+        params, tx.init(params), rest, COUNTER, fields, None, None, rows, starts, jnp.asarray(1)
     )
     assert float(loss) == pytest.approx(unrolled(0.9, np.asarray(got), 2, 1)[0], rel=1e-5)
     # The parameters were donated: the old buffers are gone, the new ones moved by SGD.
@@ -218,13 +236,21 @@ def test_micro_batched_step_makes_the_whole_batch_update(loss, factorization):
     model = FNO((4,), 4, 2, 8, n_layers=3, factorization=factorization, rank=0.5, rngs=nnx.Rngs(0))
     graphdef, params, rest = nnx.split(Stepper(model, history=2, channels=2), nnx.Param, ...)
     tx = optax.adam(1e-2)
-    results = []
-    for m in (1, 2, 4):
-        step = make_train_step(
-            graphdef, tx, window=4, loss=loss, pushforward=False, remat=False, micro_batches=m
-        )
-        copy = jax.tree.map(jnp.copy, params)
-        results.append(step(copy, tx.init(copy), rest, fields, None, None, rows, starts, 1))
+    results = steps_in_parts(
+        graphdef,
+        params,
+        rest,
+        tx,
+        fields,
+        rows,
+        starts,
+        1,
+        (1, 2, 4),
+        window=4,
+        loss=loss,
+        pushforward=False,
+        remat=False,
+    )
     (whole_params, _, whole_loss), *parts = results
     for new_params, _, value in parts:
         assert float(value) == pytest.approx(float(whole_loss), rel=1e-5)
@@ -238,13 +264,21 @@ def test_micro_batched_step_of_a_model_without_prepared_weights():
     rows, starts = jnp.array([0, 4, 2, 1]), jnp.array([0, 2, 3, 1])
     graphdef, params, rest = nnx.split(Stepper(Scale(2), history=2, channels=2), nnx.Param, ...)
     tx = optax.sgd(0.1)
-    results = []
-    for m in (1, 4):
-        step = make_train_step(
-            graphdef, tx, window=4, loss="mse", pushforward=False, remat=False, micro_batches=m
-        )
-        copy = jax.tree.map(jnp.copy, params)
-        results.append(step(copy, tx.init(copy), rest, fields, None, None, rows, starts, 1))
+    results = steps_in_parts(
+        graphdef,
+        params,
+        rest,
+        tx,
+        fields,
+        rows,
+        starts,
+        1,
+        (1, 4),
+        window=4,
+        loss="mse",
+        pushforward=False,
+        remat=False,
+    )
     (whole, _, whole_loss), (parts, _, parts_loss) = results
     assert float(parts_loss) == pytest.approx(float(whole_loss), rel=1e-6)
     np.testing.assert_allclose(parts["model"]["a"][...], whole["model"]["a"][...], rtol=1e-6)
@@ -353,3 +387,62 @@ def test_unstitched_multigrid_losses_compare_patches():
         for j in (0, 4)
     ]
     assert losses[False] == pytest.approx(np.mean(per_patch), rel=1e-5)
+
+
+class Guessing(nnx.Module):
+    """Scale's prediction `a * last`, and an auxiliary term of its own: `c` times the MSE of a
+    guess `g * last` against the next frame (as CAPE scores its own prediction)."""
+
+    def __init__(self, a: float = 0.9, g: float = 0.5, c: float = 0.1):
+        self.a, self.g, self.c = nnx.Param(jnp.asarray(a)), nnx.Param(jnp.asarray(g)), c
+
+    def __call__(self, x, *, pde_params=None):
+        last = x[..., -1:]
+        record_auxiliary(self, self.g[...] * last)
+        return self.a[...] * last
+
+    def auxiliary_loss(self, guess, target):
+        return self.c * jnp.mean(jnp.square(guess - target))
+
+
+def test_auxiliary_losses_are_added_at_every_rollout_step_and_trained():
+    w = windows(batch=4, frames=6, seed=9)
+    # Teacher forcing: each step's input ends with the true previous frame.
+    last, targets = w[:, 1:-1], w[:, 2:]
+    expected = np.mean((0.9 * last - targets) ** 2) + 0.1 * np.mean((0.5 * last - targets) ** 2)
+    stepper = Stepper(Guessing(), history=2, channels=1)
+    for remat in (False, True):
+        loss = rollout_loss(
+            stepper, jnp.asarray(w), jnp.asarray(0), loss="mse", pushforward=False, remat=remat
+        )
+        assert float(loss) == pytest.approx(expected, rel=1e-5)
+    # Outside a training loss nothing is collected: a rollout just predicts.
+    frames = rollout(stepper, jnp.asarray(w[:, :2]), 2)
+    np.testing.assert_allclose(frames[:, 0], 0.9 * w[:, 1], rtol=1e-6)
+
+    # The term trains `g`, and micro-batches give the whole batch's update.
+    graphdef, params, rest = nnx.split(stepper, nnx.Param, ...)
+    tx = optax.sgd(0.1)
+    fields, rows, starts = jnp.asarray(w), jnp.arange(4), jnp.zeros(4, jnp.int32)
+    results = steps_in_parts(
+        graphdef,
+        params,
+        rest,
+        tx,
+        fields,
+        rows,
+        starts,
+        0,
+        (1, 2),
+        window=6,
+        loss="mse",
+        pushforward=False,
+        remat=False,
+    )
+    (whole, _, whole_loss), (parts, _, parts_loss) = results
+    assert float(whole_loss) == pytest.approx(expected, rel=1e-5)
+    assert float(parts_loss) == pytest.approx(expected, rel=1e-5)
+    # d/dg of 0.1 * mean((g last - target)^2), by hand.
+    grad_g = 0.1 * np.mean(2 * (0.5 * last - targets) * last)
+    assert float(whole["model"]["g"][...]) == pytest.approx(0.5 - 0.1 * grad_g, rel=1e-5)
+    np.testing.assert_allclose(parts["model"]["g"][...], whole["model"]["g"][...], rtol=1e-6)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,8 +29,9 @@ from scipy import fft, sparse
 from scipy.sparse.linalg import splu
 
 from surrogates.atomic import atomic_path
+from surrogates.data.generate.specs import check_file_name, parameter_sweep
 from surrogates.errors import RecipeError
-from surrogates.validation import StrictModel
+from surrogates.schema import StrictModel
 
 RESIDUAL_TOLERANCE = 1e-8
 
@@ -216,17 +216,12 @@ class DarcyRecipe(StrictModel):
         stray = sorted(chosen - set(_COEFFICIENT_OPTIONS[kind]))
         if stray:
             raise ValueError(f"coefficient.{stray[0]}: does not apply to kind {kind}")
-        fields = {name for _, name, _, _ in string.Formatter().parse(self.file_name) if name}
-        unknown = fields - {"beta"}
-        if unknown:
-            raise ValueError(f"file_name: unknown placeholder {{{sorted(unknown)[0]}}}")
-        if len(self.parameters.beta) > 1 and "beta" not in fields:
-            raise ValueError("file_name: needs {beta}, which takes several values")
+        check_file_name(self.file_name, self.parameters.model_dump())
         return self
 
     def sweep(self) -> list[dict[str, float]]:
         """One `{"beta": value}` per file, in the recipe's order."""
-        return [{"beta": beta} for beta in self.parameters.beta]
+        return parameter_sweep(self.parameters.model_dump())
 
     def file_settings(self, values: dict[str, float]) -> str:
         """Everything that determines one file's contents, as canonical JSON (not `chunk`)."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -44,9 +43,8 @@ from jax.typing import ArrayLike
 from pydantic import Field, model_validator
 
 from surrogates.atomic import atomic_path
-from surrogates.data.generate.recipe import TimeSpec
-from surrogates.errors import RecipeError
-from surrogates.validation import StrictModel
+from surrogates.data.generate.specs import TimeSpec, check_file_name, parameter_sweep, solved_chunks
+from surrogates.schema import StrictModel
 
 # Courant number above which a step is not trusted (RK4's limit is 1.35, see above).
 STABLE_COURANT = 1.2
@@ -398,11 +396,7 @@ class NavierStokesRecipe(StrictModel):
                 f"solver.resolution: must be a multiple of resolution ({self.resolution}), "
                 f"found {fine}"
             )
-        fields = {name for _, name, _, _ in string.Formatter().parse(self.file_name) if name}
-        if fields - {"nu"}:
-            raise ValueError(f"file_name: unknown placeholder {{{sorted(fields - {'nu'})[0]}}}")
-        if len(self.parameters.nu) > 1 and "nu" not in fields:
-            raise ValueError("file_name: needs {nu}, which takes several values")
+        check_file_name(self.file_name, self.parameters.model_dump())
         return self
 
     @property
@@ -411,7 +405,7 @@ class NavierStokesRecipe(StrictModel):
 
     def sweep(self) -> list[dict[str, float]]:
         """One combination per viscosity, in the recipe's order."""
-        return [{"nu": nu} for nu in self.parameters.nu]
+        return parameter_sweep(self.parameters.model_dump())
 
     def file_settings(self, values: dict[str, float]) -> str:
         """Everything that determines one file's contents, as canonical JSON (not `chunk`)."""
@@ -442,33 +436,31 @@ class NavierStokesRecipe(StrictModel):
         Groups `0000`, `0001`, ... hold `data` (T, S, S, 1) float32 and `grid/x`, `grid/y`
         (the nodes i / S) and `grid/t` (T,); file attributes `nu`, `boundary`, `pde`,
         `forcing` and `generator` (the settings). `advance(k)` is told of every k samples.
+
+        Raises:
+            RecipeError: a sample whose trajectory has NaN/Inf; nothing is written then.
         """
-        n, chunk, size = self.samples, min(self.chunk, self.samples), self.resolution
+        size = self.resolution
         times = np.linspace(0.0, self.time.t_end, self.time.frames)
         with atomic_path(target) as temporary, h5py.File(temporary, "w") as f:
             f.attrs.update(values)
             f.attrs.update(boundary="periodic", pde=self.pde)
             f.attrs["forcing"] = f"{self.forcing} (sin(2 pi (x + y)) + cos(2 pi (x + y)))"
-            for start in range(0, n, chunk):
-                # Whole chunks always, so the solver compiles once per file.
-                block = self.solve(values, np.arange(start, start + chunk))[: n - start]
-                self._check_finite(block, target, start, values)
+            blocks = solved_chunks(
+                self.solve,
+                values,
+                samples=self.samples,
+                chunk=self.chunk,
+                target=target,
+                pde=self.pde,
+                remedy="a finer solver.resolution",
+            )
+            for first, block in blocks:
                 for offset, trajectory in enumerate(block):
-                    group = f.create_group(str(start + offset).zfill(4))
+                    group = f.create_group(str(first + offset).zfill(4))
                     group["data"] = trajectory[..., None]
                     group["grid/x"] = nodes(size).astype(np.float32)
                     group["grid/y"] = nodes(size).astype(np.float32)
                     group["grid/t"] = times.astype(np.float32)
                 advance(len(block))
             f.attrs["generator"] = self.file_settings(values)
-
-    def _check_finite(
-        self, block: np.ndarray, target: Path, start: int, values: dict[str, float]
-    ) -> None:
-        bad = ~np.isfinite(block).reshape(len(block), -1).all(axis=1)
-        if bad.any():
-            sample = start + int(np.argmax(bad))
-            raise RecipeError(
-                f"{target}: the {self.pde} solver diverged (NaN/Inf) for sample {sample} with "
-                f"{json.dumps(values)}; nothing was written (try a finer solver.resolution)"
-            )

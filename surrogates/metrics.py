@@ -22,18 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-METRIC_NAMES: tuple[str, ...] = (
-    "rmse",
-    "nrmse",
-    "crmse",
-    "brmse",
-    "frmse_low",
-    "frmse_mid",
-    "frmse_high",
-    "max_error",
-    "rel_l2",
-    "vrmse",
-)
+from surrogates.metric_names import METRIC_NAMES
 
 # The Well adds this to the target variance so that constant fields do not divide by zero.
 _VRMSE_EPS = 1e-7

@@ -1,0 +1,122 @@
+"""Evaluating an operator task: rollouts of the evaluation trajectories, scored against the
+persistence baseline (pooled and per PDE-parameter value), written as `eval.nc`, `summary.md`
+and `figures/`, and shown in the terminal.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from rich.console import Console
+
+from surrogates.config import OperatorExperiment
+from surrogates.errors import TrainingError
+from surrogates.evaluation.plots import plot_evaluation
+from surrogates.evaluation.results import metrics_dataset, write_results
+from surrogates.evaluation.rollouts import PERSISTENCE, score_cases, score_rollouts
+from surrogates.evaluation.summary import print_summary, write_summary
+from surrogates.training.experiment_data import read_split
+from surrogates.training.operator_task import OperatorTask
+
+
+def evaluate_operator(
+    task: OperatorTask,
+    indices: np.ndarray,
+    out: Path,
+    *,
+    source: str,
+    seen: np.ndarray,
+    console: Console | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> xr.Dataset:
+    """Roll out trajectories `indices` of the task's data with its current weights, score
+    them, and write the results to `out`.
+
+    seen: (K, P) the PDE-parameter values of the training data, to mark the cases with.
+    attrs: more attributes for `eval.nc` (str, int or float values).
+    """
+    experiment, data = task.experiment, task.data
+    history = experiment.data.history
+    steps = rollout_steps(experiment, data.frames)
+    started = time.perf_counter()
+    fields = read_split(data, indices)
+    prediction, truth = task.rollout(indices, steps, fields)
+    label = experiment.model.name
+    scoring = {
+        "history": history,
+        "metrics": list(experiment.eval.metrics),
+        "label": label,
+        "baseline": label != PERSISTENCE,  # the baseline run is its own baseline
+    }
+    scores = score_rollouts(prediction, fields, **scoring)
+    cases = None
+    if data.param_names:
+        table = data.param_table(indices, np.float64)
+        cases = score_cases(prediction, fields, table, data.param_names, seen, **scoring)
+    times = data.dataset.coords["t"][history : history + steps]
+    results = metrics_dataset(
+        scores,
+        channels=data.channels,
+        times=times,
+        cases=cases,
+        attrs={
+            "experiment": experiment.name,
+            "model": label,
+            "data": source,
+            "trajectories": len(indices),
+            "history": history,
+            "parameters": task.model.parameter_count(),
+            "eval_seconds": time.perf_counter() - started,
+            **(attrs or {}),
+        },
+    )
+    write_results(results, out / "eval.nc")
+    what = describe(experiment, steps)
+    write_summary(
+        out / "summary.md",
+        results,
+        title=experiment.name,
+        description=f"Model `{label}`, {what}, on {len(indices)} trajectories ({source}).",
+    )
+    coords = {
+        axis: data.dataset.coords[axis] for axis in ("x", "y", "z") if axis in data.dataset.coords
+    }
+    plot_evaluation(
+        results,
+        prediction,
+        truth,
+        out / "figures",
+        channel_names=data.channels,
+        coords={**coords, "t": times},
+        snapshots=experiment.eval.snapshots,
+    )
+    if console is not None:
+        print_summary(console, results, f"{experiment.name}: {what}, {source}")
+        console.print(
+            f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {out / 'figures'}"
+        )
+    return results
+
+
+def rollout_steps(experiment: OperatorExperiment, frames: int) -> int:
+    """The evaluated rollout's length: `eval.rollout_steps`, else to the trajectories' end."""
+    history = experiment.data.history
+    steps = experiment.eval.rollout_steps or frames - history
+    if history + steps > frames:
+        raise TrainingError(
+            f"eval.rollout_steps: {steps} steps after {history} history frames need "
+            f"{history + steps} frames, the data has {frames}"
+        )
+    return steps
+
+
+def describe(experiment: OperatorExperiment, steps: int) -> str:
+    """What was evaluated, in words."""
+    history = experiment.data.history
+    if history == 0:
+        return "solution from the static inputs"
+    return f"autoregressive rollout of {steps} steps from {history} frames"

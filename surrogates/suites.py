@@ -1,0 +1,130 @@
+"""Benchmark suites: train and evaluate several experiments, then compare them in one table.
+
+A suite is YAML:
+
+    name: smoke
+    overrides: ["train.epochs=2"]          # applied to every experiment (optional)
+    seeds: [0, 1, 2]                       # every experiment once per train.seed (optional)
+    experiments:
+      - experiments/quickstart.yaml
+      - path: experiments/pdebench/burgers_fno.yaml
+        overrides: ["train.batch_size=16"]
+        seeds: [0, 1]                      # this entry's own seeds (optional)
+
+Paths are relative to the working folder. The comparison (`comparison.md`, `comparison.csv`)
+goes to a new `runs/suites/<name>/<timestamp>/` folder and lists each experiment's model and
+its persistence baseline, with the parameter count and the training and evaluation wall times.
+Without seeds each metric is one column; with seeds each row gives `<metric>_mean` and
+`<metric>_std` over the seeds' runs (the split of the data stays the same; `train.seed` sets
+the initial weights and the order of the batches).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import xarray as xr
+from pydantic import Field
+from rich.console import Console
+
+from surrogates.atomic import write_text
+from surrogates.config import Experiment, load_experiment
+from surrogates.errors import ConfigError
+from surrogates.evaluation.results import comparison_rows, read_results, seed_rows
+from surrogates.evaluation.tables import markdown_table, rich_table, write_csv
+from surrogates.runs import new_folder
+from surrogates.schema import StrictModel, load_yaml, validate
+from surrogates.workflow import train
+
+Seeds = Annotated[list[int], Field(min_length=1)]
+
+
+class SuiteEntry(StrictModel):
+    path: str
+    overrides: list[str] = Field(default_factory=list)
+    seeds: Seeds | None = None
+
+
+class Suite(StrictModel):
+    name: str
+    experiments: Annotated[list[str | SuiteEntry], Field(min_length=1)]
+    overrides: list[str] = Field(default_factory=list)
+    seeds: Seeds | None = None
+    root: str = "runs"
+
+    def entries(self) -> list[SuiteEntry]:
+        return [e if isinstance(e, SuiteEntry) else SuiteEntry(path=e) for e in self.experiments]
+
+    def seeded(self) -> bool:
+        return self.seeds is not None or any(entry.seeds for entry in self.entries())
+
+
+def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
+    data = load_yaml(path, ConfigError)
+    data.setdefault("name", Path(path).stem)
+    suite = validate(Suite, data, str(path), ConfigError)
+    extra = list(overrides or [])
+    return suite.model_copy(update={"overrides": [*suite.overrides, *extra]})
+
+
+def suite_runs(suite: Suite) -> list[list[Experiment]]:
+    """Every entry's experiments, one per seed (one if the entry has no seeds)."""
+    runs = []
+    for entry in suite.entries():
+        seeds = entry.seeds or suite.seeds
+        overrides = [*suite.overrides, *entry.overrides]
+        per_seed = [[f"train.seed={seed}"] for seed in seeds] if seeds else [[]]
+        runs.append([load_experiment(entry.path, [*overrides, *more]) for more in per_seed])
+    return runs
+
+
+def run_suite(
+    path: str | Path, *, overrides: list[str] | None = None, progress: bool = True
+) -> Path:
+    """Train and evaluate every experiment of the suite; returns the comparison folder.
+
+    Every experiment is validated before any training starts, so a typo in the last one does
+    not cost the time of the first ones.
+    """
+    suite = load_suite(path, overrides)
+    planned = suite_runs(suite)
+    console = Console(stderr=True)
+    results: dict[str, list[xr.Dataset]] = {}
+    for experiments in planned:
+        # The same experiment may be listed twice with other overrides: keep both rows.
+        name, k = experiments[0].name, 1
+        label = name
+        while label in results:
+            k += 1
+            label = f"{name} ({k})"
+        results[label] = []
+        for experiment in experiments:
+            seed = f" (seed {experiment.train.seed})" if suite.seeded() else ""
+            console.print(f"[bold]{suite.name}[/bold]: {experiment.name}{seed}")
+            folder = train(experiment, progress=progress)
+            results[label].append(read_results(folder / "eval.nc"))
+    rows = _rows(results, suite.seeded())
+    out = new_folder(Path(suite.root) / "suites" / suite.name)
+    write_text(out / "comparison.md", f"# {suite.name}\n\n{markdown_table(rows)}\n")
+    write_csv(rows, out / "comparison.csv")
+    # The terminal shows the headline columns; the files hold every metric.
+    headline = ("experiment", "model", "nrmse", "nrmse_last", "params", "train_seconds")
+    if suite.seeded():
+        headline = ("experiment", "model", "seeds", "nrmse_mean", "nrmse_std", "params")
+    shown = [c for c in headline if c in rows[0]]
+    console.print(rich_table(rows, f"suite {suite.name}", columns=shown))
+    return out
+
+
+def _rows(results: dict[str, list[xr.Dataset]], seeded: bool) -> list[dict[str, object]]:
+    if seeded:
+        return seed_rows(results)
+    single = {label: runs[0] for label, runs in results.items()}
+    rows = comparison_rows(single)
+    for row in rows:
+        attrs = single[row["experiment"]].attrs
+        trained = row["params"] is not None
+        for key in ("train_seconds", "eval_seconds"):
+            row[key] = float(attrs[key]) if trained and key in attrs else None
+    return rows

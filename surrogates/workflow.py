@@ -1,0 +1,213 @@
+"""Runs from the top: train an experiment and evaluate it, resume a run, re-evaluate a run.
+
+Training and evaluation stay apart (the trainer never calls evaluation); these functions call
+one after the other. What differs between kinds of experiment (`task:`) is registered here as
+a `TaskKind`: how to build the task for training and for a trained run, what the run records
+about its data, and how to evaluate.
+
+A run folder `runs/<experiment>/<timestamp>/` holds `config.yaml` (the resolved experiment:
+every default, and what was derived from the data, such as the PDE parameters the model
+takes), `data.json` (the files, split sizes and the training data's PDE-parameter values),
+`metrics.jsonl`, `checkpoints/`, and the evaluation's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import nnx
+from rich.console import Console
+
+from surrogates.atomic import write_text
+from surrogates.config import Experiment, OperatorExperiment, load_experiment, resolved_yaml
+from surrogates.errors import ConfigError, TrainingError
+from surrogates.evaluation.operator import evaluate_operator
+from surrogates.runs import new_folder, read_jsonl
+from surrogates.training.checkpoints import Checkpoints
+from surrogates.training.operator_task import OperatorTask
+from surrogates.training.task import Task
+from surrogates.training.trainer import Trainer, load_selected
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """How the top level handles experiments of one `task:` kind.
+
+    - `train_task(experiment, model)`: the task to train (`model`: one built by hand, or None).
+    - `eval_task(experiment, files, stride_x)`: the task of a trained run for evaluation, on
+      other files or another grid if given.
+    - `record(experiment, task)`: the experiment with what was derived from the data filled
+      in, and the JSON facts of the data for `data.json`.
+    - `evaluate(task, run, out, *, files, stride_x, console, attrs)`: write the evaluation of
+      the task's current model to `out`.
+    """
+
+    train_task: Callable[[Any, nnx.Module | None], Task]
+    eval_task: Callable[[Any, list[Path] | None, int | None], Task]
+    record: Callable[[Any, Task], tuple[Experiment, dict[str, Any]]]
+    evaluate: Callable[..., Any]
+
+
+_KINDS: dict[str, TaskKind] = {}
+
+
+def register_task(kind: str, handling: TaskKind) -> None:
+    """Handle experiments with `task: <kind>` (its schema registers with
+    `surrogates.config.register_experiment`)."""
+    _KINDS[kind] = handling
+
+
+def _kind(experiment: Experiment) -> TaskKind:
+    if experiment.task not in _KINDS:
+        raise ConfigError(f"task: no trainer for task {experiment.task!r}")
+    return _KINDS[experiment.task]
+
+
+def train(
+    experiment: Experiment, *, progress: bool = True, model: nnx.Module | None = None
+) -> Path:
+    """Train `experiment` in a new run folder under `run.root`, then evaluate the selected
+    checkpoint there; returns the folder. `model` replaces the config's model (one built by
+    hand)."""
+    kind = _kind(experiment)
+    folder = new_folder(Path(experiment.run.root) / experiment.name)
+    try:
+        task = kind.train_task(experiment, model)
+    except BaseException:
+        # Nothing ran: leave no empty run folder behind.
+        shutil.rmtree(folder)
+        raise
+    resolved, facts = kind.record(experiment, task)
+    write_text(folder / "config.yaml", resolved_yaml(resolved))
+    write_text(folder / "data.json", json.dumps(facts, indent=1) + "\n")
+    _fit(kind, task, experiment, folder, progress, resume=False)
+    return folder
+
+
+def resume(folder: Path, *, progress: bool = True) -> Path:
+    """Continue the run in `folder` from its latest checkpoint, then evaluate it."""
+    experiment = _run_experiment(folder)
+    kind = _kind(experiment)
+    _fit(kind, kind.train_task(experiment, None), experiment, folder, progress, resume=True)
+    return folder
+
+
+def evaluate(
+    folder: Path,
+    *,
+    data: list[Path] | None = None,
+    stride_x: int | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Re-evaluate the run in `folder` (the checkpoint `train.select` names) into
+    `folder/evaluations/<stamp>/`, on other files (`data`, all their trajectories) or at
+    another spatial stride."""
+    experiment = _run_experiment(folder)
+    kind = _kind(experiment)
+    task = kind.eval_task(experiment, data, stride_x)
+    checkpoints = Checkpoints(folder / "checkpoints")
+    try:
+        load_selected(task, checkpoints, experiment.train.select, folder)
+    finally:
+        checkpoints.close()
+    out = new_folder(folder / "evaluations")
+    kind.evaluate(task, folder, out, files=data, stride_x=stride_x, console=console, attrs={})
+    return out
+
+
+def _run_experiment(folder: Path) -> Experiment:
+    config = folder / "config.yaml"
+    if not config.exists():
+        raise TrainingError(f"{folder}: not a run folder (no config.yaml)")
+    return load_experiment(config)
+
+
+def _fit(
+    kind: TaskKind, task: Task, experiment: Experiment, folder: Path, progress: bool, resume: bool
+) -> None:
+    trainer = Trainer(task, experiment.train, folder, progress=progress)
+    try:
+        if resume:
+            trainer.resume()
+        trainer.fit()
+        trainer.select()
+    finally:
+        trainer.close()
+    seconds = sum(record["seconds"] for record in read_jsonl(folder / "metrics.jsonl"))
+    kind.evaluate(
+        task,
+        folder,
+        folder,
+        files=None,
+        stride_x=None,
+        console=Console(stderr=True) if progress else None,
+        attrs={"train_seconds": seconds},
+    )
+
+
+def _operator_record(
+    experiment: OperatorExperiment, task: OperatorTask
+) -> tuple[Experiment, dict[str, Any]]:
+    data = task.data
+    names = list(data.param_names)
+    spec = experiment.data.model_copy(update={"params": names})
+    facts = {
+        "files": [str(path) for path in data.dataset.files],
+        "trajectories": {
+            split: len(getattr(data.splits, split)) for split in ("train", "val", "test")
+        },
+        "params": names,
+        "seen": data.param_values(data.splits.train).tolist(),
+    }
+    return experiment.model_copy(update={"data": spec}), facts
+
+
+def _operator_evaluate(
+    task: OperatorTask,
+    run: Path,
+    out: Path,
+    *,
+    files: list[Path] | None,
+    stride_x: int | None,
+    console: Console | None,
+    attrs: dict[str, Any],
+) -> None:
+    experiment = task.experiment
+    if files is None:
+        indices = getattr(task.data.splits, experiment.eval.split)
+        source = f"{experiment.eval.split} split"
+    else:
+        indices = np.arange(len(task.data.dataset))
+        source = ", ".join(map(str, files))
+    if out != run:
+        stride = experiment.data.stride_x if stride_x is None else stride_x
+        source = f"{source}, stride_x {stride}"
+    evaluate_operator(
+        task, indices, out, source=source, seen=_seen(run, task), console=console, attrs=attrs
+    )
+
+
+def _seen(run: Path, task: OperatorTask) -> np.ndarray:
+    """The PDE-parameter values of the run's training data, (K, P)."""
+    facts = run / "data.json"
+    if not facts.exists():
+        return np.zeros((0, len(task.data.param_names)))
+    seen = np.asarray(json.loads(facts.read_text())["seen"], np.float64)
+    return seen.reshape(len(seen), len(task.data.param_names))
+
+
+register_task(
+    "operator",
+    TaskKind(
+        train_task=lambda experiment, model: OperatorTask.for_training(experiment, model=model),
+        eval_task=OperatorTask.for_evaluation,
+        record=_operator_record,
+        evaluate=_operator_evaluate,
+    ),
+)

@@ -1,0 +1,49 @@
+"""Benchmark suites with seeds: every experiment once per `train.seed`, rows of means and
+sample standard deviations, with parameter counts and wall times."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from surrogates.cli import main
+from surrogates.config import load_experiment
+from surrogates.evaluation.results import read_results, summary_rows
+
+
+def test_a_suite_with_seeds_reports_means_and_deviations(make_experiment, tmp_path, capsys):
+    first = make_experiment("first")
+    second = make_experiment("second", model="model:\n  name: persistence\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"name: seeded\nroot: {tmp_path / 'runs'}\noverrides: [train.epochs=1]\nseeds: [0, 1]\n"
+        f"experiments:\n  - {first}\n  - path: {second}\n    seeds: [3]\n"
+    )
+    assert main(["benchmark", str(suite), "-q"]) == 0
+    out = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    with (out / "comparison.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["experiment"], r["model"], r["seeds"]) for r in rows] == [
+        ("first", "fno", "2"),
+        ("first", "persistence", "2"),
+        ("second", "persistence", "1"),
+    ]
+    assert {"nrmse_mean", "nrmse_std", "params", "train_seconds", "eval_seconds"} <= set(rows[0])
+
+    # The means and deviations are those of the runs, one per seed, with their seed.
+    runs = sorted((tmp_path / "runs" / "first").iterdir())
+    results = [read_results(run / "eval.nc") for run in runs]
+    seeds = [load_experiment(run / "config.yaml").train.seed for run in runs]
+    assert sorted(seeds) == [0, 1]
+    nrmse = [summary_rows(ds)[0]["nrmse"] for ds in results]
+    assert float(rows[0]["nrmse_mean"]) == pytest.approx(np.mean(nrmse), rel=1e-9)
+    assert float(rows[0]["nrmse_std"]) == pytest.approx(np.std(nrmse, ddof=1), rel=1e-9)
+    assert nrmse[0] != nrmse[1]  # the seeds trained differently
+    assert int(rows[0]["params"]) == results[0].attrs["parameters"]
+    mean_time = np.mean([ds.attrs["train_seconds"] for ds in results])
+    assert float(rows[0]["train_seconds"]) == pytest.approx(mean_time)
+    # Persistence scores the same test split whatever the seed; one run has no deviation.
+    assert float(rows[1]["nrmse_std"]) == 0.0 and rows[2]["nrmse_std"] == ""
