@@ -207,13 +207,13 @@ class TrainSpec(StrictModel):
                 raise ValueError(f"epochs: {self.epochs}, but the phases add up to {total}")
             if self.optimizer != OptimizerSpec() or self.schedule != ScheduleSpec():
                 raise ValueError("phases: set the optimizer and schedule per phase, not both")
+        if self.optimizer.name == "lbfgs" and self.schedule != ScheduleSpec():
+            raise ValueError("schedule: does not apply to lbfgs (its line search sets the step)")
         if self.freeze is not None:
             if self.freeze.epochs >= self.epochs:
                 raise ValueError("freeze.epochs must be below train.epochs")
             if self._line_search_before(self.freeze.epochs):
                 raise ValueError("freeze: an lbfgs phase cannot hold part of the model still")
-        elif self.optimizer.name == "lbfgs" and self.schedule != ScheduleSpec():
-            raise ValueError("schedule: does not apply to lbfgs (its line search sets the step)")
         return self
 
     def _line_search_before(self, epoch: int) -> bool:

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from flax import nnx
 from rich.console import Console
 
 from surrogates.atomic import write_text
-from surrogates.config import Experiment, OperatorExperiment, load_experiment, resolved_yaml
+from surrogates.config import Experiment, load_experiment, resolved_yaml
 from surrogates.errors import ConfigError, TrainingError
-from surrogates.evaluation.operator import evaluate_operator
+from surrogates.evaluation.operator import evaluate_operator_run
 from surrogates.runs import new_folder, read_jsonl
 from surrogates.training.checkpoints import Checkpoints
 from surrogates.training.operator_task import OperatorTask
@@ -42,15 +41,15 @@ class TaskKind:
     - `train_task(experiment, model)`: the task to train (`model`: one built by hand, or None).
     - `eval_task(experiment, files, stride_x)`: the task of a trained run for evaluation, on
       other files or another grid if given.
-    - `record(experiment, task)`: the experiment with what was derived from the data filled
-      in, and the JSON facts of the data for `data.json`.
+    - `record(task)`: the task's experiment with what was derived from the data filled in
+      (for `config.yaml`), and the JSON facts of the data for `data.json`.
     - `evaluate(task, run, out, *, files, stride_x, console, attrs)`: write the evaluation of
       the task's current model to `out`.
     """
 
     train_task: Callable[[Any, nnx.Module | None], Task]
     eval_task: Callable[[Any, list[Path] | None, int | None], Task]
-    record: Callable[[Any, Task], tuple[Experiment, dict[str, Any]]]
+    record: Callable[[Any], tuple[Experiment, dict[str, Any]]]
     evaluate: Callable[..., Any]
 
 
@@ -83,7 +82,7 @@ def train(
         # Nothing ran: leave no empty run folder behind.
         shutil.rmtree(folder)
         raise
-    resolved, facts = kind.record(experiment, task)
+    resolved, facts = kind.record(task)
     write_text(folder / "config.yaml", resolved_yaml(resolved))
     write_text(folder / "data.json", json.dumps(facts, indent=1) + "\n")
     _fit(kind, task, experiment, folder, progress, resume=False)
@@ -151,63 +150,12 @@ def _fit(
     )
 
 
-def _operator_record(
-    experiment: OperatorExperiment, task: OperatorTask
-) -> tuple[Experiment, dict[str, Any]]:
-    data = task.data
-    names = list(data.param_names)
-    spec = experiment.data.model_copy(update={"params": names})
-    facts = {
-        "files": [str(path) for path in data.dataset.files],
-        "trajectories": {
-            split: len(getattr(data.splits, split)) for split in ("train", "val", "test")
-        },
-        "params": names,
-        "seen": data.param_values(data.splits.train).tolist(),
-    }
-    return experiment.model_copy(update={"data": spec}), facts
-
-
-def _operator_evaluate(
-    task: OperatorTask,
-    run: Path,
-    out: Path,
-    *,
-    files: list[Path] | None,
-    stride_x: int | None,
-    console: Console | None,
-    attrs: dict[str, Any],
-) -> None:
-    experiment = task.experiment
-    if files is None:
-        indices = getattr(task.data.splits, experiment.eval.split)
-        source = f"{experiment.eval.split} split"
-    else:
-        indices = np.arange(len(task.data.dataset))
-        source = ", ".join(map(str, files))
-    if out != run:
-        stride = experiment.data.stride_x if stride_x is None else stride_x
-        source = f"{source}, stride_x {stride}"
-    evaluate_operator(
-        task, indices, out, source=source, seen=_seen(run, task), console=console, attrs=attrs
-    )
-
-
-def _seen(run: Path, task: OperatorTask) -> np.ndarray:
-    """The PDE-parameter values of the run's training data, (K, P)."""
-    facts = run / "data.json"
-    if not facts.exists():
-        return np.zeros((0, len(task.data.param_names)))
-    seen = np.asarray(json.loads(facts.read_text())["seen"], np.float64)
-    return seen.reshape(len(seen), len(task.data.param_names))
-
-
 register_task(
     "operator",
     TaskKind(
         train_task=lambda experiment, model: OperatorTask.for_training(experiment, model=model),
         eval_task=OperatorTask.for_evaluation,
-        record=_operator_record,
-        evaluate=_operator_evaluate,
+        record=OperatorTask.record,
+        evaluate=evaluate_operator_run,
     ),
 )

@@ -115,6 +115,10 @@ def test_overrides_create_sections_and_reject_bad_syntax():
             r"train\.phases\.0: schedule: does not apply to lbfgs",
         ),
         (
+            ["train.optimizer.name=lbfgs", "train.schedule.name=cosine"],
+            r"train: schedule: does not apply to lbfgs",
+        ),
+        (
             ["train.optimizer.name=lbfgs", "train.freeze={module: blocks, epochs: 1}"],
             r"train: freeze: an lbfgs phase cannot hold part of the model still",
         ),

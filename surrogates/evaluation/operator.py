@@ -5,6 +5,7 @@ and `figures/`, and shown in the terminal.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,45 @@ def evaluate_operator(
             f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {out / 'figures'}"
         )
     return results
+
+
+def evaluate_operator_run(
+    task: OperatorTask,
+    run: Path,
+    out: Path,
+    *,
+    files: list[Path] | None,
+    stride_x: int | None,
+    console: Console | None,
+    attrs: dict[str, Any],
+) -> xr.Dataset:
+    """Evaluate the run in `run` into `out`: its `eval.split` (or every trajectory of
+    `files`), the cases marked with the training values recorded in `run/data.json`. A
+    re-evaluation (`out` not the run folder) names the spatial stride in the results."""
+    experiment = task.experiment
+    if files is None:
+        indices = getattr(task.data.splits, experiment.eval.split)
+        source = f"{experiment.eval.split} split"
+    else:
+        indices = np.arange(len(task.data.dataset))
+        source = ", ".join(map(str, files))
+    if out != run:
+        stride = experiment.data.stride_x if stride_x is None else stride_x
+        source = f"{source}, stride_x {stride}"
+    seen = training_values(run, len(task.data.param_names))
+    return evaluate_operator(
+        task, indices, out, source=source, seen=seen, console=console, attrs=attrs
+    )
+
+
+def training_values(run: Path, count: int) -> np.ndarray:
+    """The PDE-parameter values of the run's training split, (K, count), from `data.json`
+    (none for a run that predates it)."""
+    facts = run / "data.json"
+    if not facts.exists():
+        return np.zeros((0, count))
+    seen = np.asarray(json.loads(facts.read_text())["seen"], np.float64)
+    return seen.reshape(len(seen), count)
 
 
 def rollout_steps(experiment: OperatorExperiment, frames: int) -> int:

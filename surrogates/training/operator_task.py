@@ -113,6 +113,22 @@ class OperatorTask:
         data = load_data(spec, paths=files, stride_x=stride_x, statistics=False)
         return cls(experiment, data, sharding.data_mesh())
 
+    def record(self) -> tuple[OperatorExperiment, dict[str, Any]]:
+        """What a run records of its data: the experiment with the PDE parameters it resolved
+        (`data.params`, for `config.yaml`), and the facts for `data.json`: the files, the
+        split sizes, the parameter names and the training split's values of them."""
+        data = self.data
+        names = list(data.param_names)
+        spec = self.experiment.data.model_copy(update={"params": names})
+        splits = ("train", "val", "test")
+        facts = {
+            "files": [str(path) for path in data.dataset.files],
+            "trajectories": {split: len(getattr(data.splits, split)) for split in splits},
+            "params": names,
+            "seen": data.param_values(data.splits.train).tolist(),
+        }
+        return self.experiment.model_copy(update={"data": spec}), facts
+
     def context(self) -> ModelContext:
         """What the operator model is built for: `Cs + history * C` channels in, `C` out."""
         data = self.data

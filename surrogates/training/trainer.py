@@ -153,8 +153,7 @@ class Trainer:
 
     def _epoch(self, epoch: int, bar: Progress, shown) -> None:
         started = time.perf_counter()
-        self._enter(epoch)
-        lr = self.phase.learning_rate(epoch, self.task.steps_per_epoch)
+        lr = phase_at(self.phases, epoch).learning_rate(epoch, self.task.steps_per_epoch)
         bar.update(
             shown,
             epoch=f"{epoch + 1}/{self.train.epochs}",

@@ -127,7 +127,7 @@ register_task(
     TaskKind(
         train_task=lambda experiment, model: WaveTask(experiment),
         eval_task=lambda experiment, files, stride_x: WaveTask(experiment),
-        record=lambda experiment, task: (experiment, {}),
+        record=lambda task: (task.experiment, {}),
         evaluate=evaluate,
     ),
 )
