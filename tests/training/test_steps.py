@@ -52,12 +52,16 @@ def windows(batch=2, frames=6, space=5, channels=1, seed=0) -> np.ndarray:
     )
 
 
-def steps_in_parts(graphdef, params, rest, tx, fields, rows, starts, n_ar, parts, **options):
-    """The compiled step's `(params, opt_state, loss)` from a copy of `params`, for each
-    number of micro-batches in `parts`."""
+def steps_in_parts(stepper, tx, batch, n_ar, parts, *, window, loss="mse"):
+    """The compiled step's `(params, opt_state, loss)` for `stepper`'s parameters (copied each
+    time) on `batch = (fields, rows, starts)`, for each number of micro-batches in `parts`."""
+    graphdef, params, rest = nnx.split(stepper, nnx.Param, ...)
+    fields, rows, starts = batch
     results = []
     for m in parts:
-        step = make_train_step(graphdef, tx, micro_batches=m, **options)
+        step = make_train_step(
+            graphdef, tx, window=window, loss=loss, pushforward=False, remat=False, micro_batches=m
+        )
         copy = jax.tree.map(jnp.copy, params)
         results.append(
             step(copy, tx.init(copy), rest, COUNTER, fields, None, None, rows, starts, n_ar)
@@ -234,23 +238,9 @@ def test_micro_batched_step_makes_the_whole_batch_update(loss, factorization):
     fields = jnp.asarray(np.random.default_rng(7).normal(size=(5, 7, 8, 2)), jnp.float32)
     rows, starts = jnp.array([0, 4, 2, 1]), jnp.array([0, 2, 3, 1])
     model = FNO((4,), 4, 2, 8, n_layers=3, factorization=factorization, rank=0.5, rngs=nnx.Rngs(0))
-    graphdef, params, rest = nnx.split(Stepper(model, history=2, channels=2), nnx.Param, ...)
-    tx = optax.adam(1e-2)
-    results = steps_in_parts(
-        graphdef,
-        params,
-        rest,
-        tx,
-        fields,
-        rows,
-        starts,
-        1,
-        (1, 2, 4),
-        window=4,
-        loss=loss,
-        pushforward=False,
-        remat=False,
-    )
+    stepper = Stepper(model, history=2, channels=2)
+    batch = (fields, rows, starts)
+    results = steps_in_parts(stepper, optax.adam(1e-2), batch, 1, (1, 2, 4), window=4, loss=loss)
     (whole_params, _, whole_loss), *parts = results
     for new_params, _, value in parts:
         assert float(value) == pytest.approx(float(whole_loss), rel=1e-5)
@@ -262,23 +252,9 @@ def test_micro_batched_step_of_a_model_without_prepared_weights():
     # Nothing to prepare: the pulled-back part of the gradient is empty.
     fields = jnp.asarray(np.random.default_rng(8).normal(size=(5, 7, 8, 2)), jnp.float32)
     rows, starts = jnp.array([0, 4, 2, 1]), jnp.array([0, 2, 3, 1])
-    graphdef, params, rest = nnx.split(Stepper(Scale(2), history=2, channels=2), nnx.Param, ...)
-    tx = optax.sgd(0.1)
-    results = steps_in_parts(
-        graphdef,
-        params,
-        rest,
-        tx,
-        fields,
-        rows,
-        starts,
-        1,
-        (1, 4),
-        window=4,
-        loss="mse",
-        pushforward=False,
-        remat=False,
-    )
+    stepper = Stepper(Scale(2), history=2, channels=2)
+    batch = (fields, rows, starts)
+    results = steps_in_parts(stepper, optax.sgd(0.1), batch, 1, (1, 4), window=4)
     (whole, _, whole_loss), (parts, _, parts_loss) = results
     assert float(parts_loss) == pytest.approx(float(whole_loss), rel=1e-6)
     np.testing.assert_allclose(parts["model"]["a"][...], whole["model"]["a"][...], rtol=1e-6)
@@ -421,24 +397,8 @@ def test_auxiliary_losses_are_added_at_every_rollout_step_and_trained():
     np.testing.assert_allclose(frames[:, 0], 0.9 * w[:, 1], rtol=1e-6)
 
     # The term trains `g`, and micro-batches give the whole batch's update.
-    graphdef, params, rest = nnx.split(stepper, nnx.Param, ...)
-    tx = optax.sgd(0.1)
-    fields, rows, starts = jnp.asarray(w), jnp.arange(4), jnp.zeros(4, jnp.int32)
-    results = steps_in_parts(
-        graphdef,
-        params,
-        rest,
-        tx,
-        fields,
-        rows,
-        starts,
-        0,
-        (1, 2),
-        window=6,
-        loss="mse",
-        pushforward=False,
-        remat=False,
-    )
+    batch = (jnp.asarray(w), jnp.arange(4), jnp.zeros(4, jnp.int32))
+    results = steps_in_parts(stepper, optax.sgd(0.1), batch, 0, (1, 2), window=6)
     (whole, _, whole_loss), (parts, _, parts_loss) = results
     assert float(whole_loss) == pytest.approx(expected, rel=1e-5)
     assert float(parts_loss) == pytest.approx(expected, rel=1e-5)
