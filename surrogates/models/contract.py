@@ -35,7 +35,7 @@ import contextlib
 import contextvars
 import inspect
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import jax
@@ -71,9 +71,6 @@ class ModelContext:
     @property
     def n_params(self) -> int:
         return len(self.param_names)
-
-    def with_channels(self, in_channels: int) -> ModelContext:
-        return replace(self, in_channels=in_channels)
 
     def constructor_arguments(self, cls: type, rngs: nnx.Rngs) -> dict[str, Any]:
         """The context's values for the `CONTEXT_ARGUMENTS` that `cls.__init__` takes."""

@@ -240,8 +240,11 @@ class Multigrid(nnx.Module):
         stitching: bool = True,
     ) -> ModelContext:
         """The operator sees every view's channels, on padded patches."""
-        inner = context.with_channels(in_channels_for(context.in_channels, levels))
-        return replace(inner, spatial_shape=patch_shape(context.spatial_shape, levels, padding))
+        return replace(
+            context,
+            in_channels=in_channels_for(context.in_channels, levels),
+            spatial_shape=patch_shape(context.spatial_shape, levels, padding),
+        )
 
     def inner_shape(self, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
         return patch_shape(spatial_shape, self.levels, self.padding)

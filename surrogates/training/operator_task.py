@@ -243,10 +243,7 @@ class OperatorTask:
         return float(np.mean(nrmse(prediction, truth)))
 
     def epoch_log(self, epoch: int) -> dict[str, Any]:
-        log: dict[str, Any] = {"n_ar": self.curriculum(epoch)}
-        if self.active_modes:
-            log["n_modes"] = list(self.active_modes)
-        return log
+        return {"n_ar": self.curriculum(epoch), **self.checkpoint_meta()}
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {"n_modes": list(self.active_modes)} if self.active_modes else {}

@@ -118,10 +118,6 @@ class HeldState(NamedTuple):
     inner: Any
 
 
-def _holding(count: jax.Array, steps: int) -> jax.Array:
-    return count < steps
-
-
 def _zeroed_while_holding(hold: Hold) -> optax.GradientTransformation:
     """Zero the held parameters' gradients during the hold."""
 
@@ -131,7 +127,7 @@ def _zeroed_while_holding(hold: Hold) -> optax.GradientTransformation:
 
     def update(updates: Any, state: HoldState, params: Any = None) -> tuple[Any, HoldState]:
         del params
-        holding = _holding(state.count, hold.steps)
+        holding = state.count < hold.steps
         updates = jax.tree.map(
             lambda u, label: jnp.where(holding & (label == HELD), jnp.zeros_like(u), u),
             updates,
@@ -150,7 +146,7 @@ def _held(inner: optax.GradientTransformation, steps: int) -> optax.GradientTran
 
     def update(updates: Any, state: HeldState, params: Any = None) -> tuple[Any, HeldState]:
         new_updates, new_inner = inner.update(updates, state.inner, params)
-        holding = _holding(state.count, steps)
+        holding = state.count < steps
         updates = jax.tree.map(lambda u: jnp.where(holding, jnp.zeros_like(u), u), new_updates)
         kept = jax.tree.map(lambda old, new: jnp.where(holding, old, new), state.inner, new_inner)
         return updates, HeldState(optax.safe_increment(state.count), kept)
@@ -165,7 +161,6 @@ class Phase:
     index: int
     first_epoch: int
     epochs: int
-    name: str
     tx: optax.GradientTransformationExtraArgs
     schedule: optax.Schedule | None
 
@@ -183,11 +178,12 @@ def make_phases(
 ) -> list[Phase]:
     """The run's optimizer phases. `held()` gives the labels of `train.freeze`'s parameters
     (see `Hold`), asked for only if the run freezes some."""
+    labels = None if train.freeze is None else held()
     phases, first = [], 0
     for index, spec in enumerate(train.phase_list()):
         hold = None
         if train.freeze is not None and train.freeze.epochs > first:
-            hold = Hold(held(), (train.freeze.epochs - first) * steps_per_epoch)
+            hold = Hold(labels, (train.freeze.epochs - first) * steps_per_epoch)
         phases.append(_phase(index, first, spec, steps_per_epoch, hold))
         first += spec.epochs
     return phases
@@ -215,7 +211,7 @@ def _phase(index: int, first: int, spec: PhaseSpec, steps_per_epoch: int, hold: 
         memory_size=optimizer.memory_size,
         hold=hold,
     )
-    return Phase(index, first, spec.epochs, optimizer.name, tx, schedule)
+    return Phase(index, first, spec.epochs, tx, schedule)
 
 
 def phase_at(phases: list[Phase], epoch: int) -> Phase:

@@ -120,9 +120,9 @@ def micro_batched_value_and_grad(
     is the whole batch's. The parts are scanned one after the other, so only one part's
     activations are alive at a time: with a few samples per part they stay in the CPU's
     cache (faster on CPU; see the README's performance section) and on any device the peak
-    memory drops. Part j takes entries j, j + m, j + 2m, ..., so a
-    batch sharded over devices in contiguous blocks gives every device its share of each
-    part. With one micro-batch this is `jax.value_and_grad(fun)`.
+    memory drops. Part j takes entries j, j + m, j + 2m, ..., so a batch sharded over devices
+    in contiguous blocks gives every device its share of each part. With one micro-batch this
+    is `jax.value_and_grad(fun)`.
 
     `prepare(params, *shared)`, if given, computes from the parameters a pytree that `fun`
     takes as `fun(params, batch, *shared, prepared=...)` and uses instead of computing it

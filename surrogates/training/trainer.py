@@ -194,7 +194,8 @@ class Trainer:
         """`HELD` for the parameters under `train.freeze.module`, `TRAINED` for the others."""
         module = self.train.freeze.module
         prefix = (*self.task.model_path, *module.split("."))
-        paths = [path for path, _ in _leaf_paths(self.task.model.params)]
+        leaves, _ = jax.tree_util.tree_flatten_with_path(self.task.model.params)
+        paths = [_names(path) for path, _ in leaves]
         if not any(path[: len(prefix)] == prefix for path in paths):
             depth = len(self.task.model_path)
             parts = sorted({path[depth] for path in paths if len(path) > depth})
@@ -218,11 +219,6 @@ def _names(path: tuple) -> tuple[str, ...]:
                 names.append(str(getattr(entry, field)))
                 break
     return tuple(names)
-
-
-def _leaf_paths(tree: Any) -> list[tuple[tuple[str, ...], Any]]:
-    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return [(_names(path), leaf) for path, leaf in leaves]
 
 
 def load_selected(task: Task, checkpoints: Checkpoints, select: str, folder: Path) -> None:
