@@ -1,7 +1,8 @@
 """Command-line entry point: `surrogates generate|inspect|train|evaluate|benchmark|models`.
 
 A thin layer over the library: each command parses its arguments, calls one library function
-and prints. Bad input (`SurrogatesError`) becomes one line on stderr and exit code 2.
+and prints. Bad input (`SurrogatesError`) becomes one line on stderr and exit code 2; Ctrl-C one
+line saying what was kept and exit code 130.
 
 XLA on CPU takes each step's scratch memory afresh from the system; glibc can map it in
 transparent huge pages (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`), far fewer page faults and a
@@ -19,9 +20,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from surrogates.errors import SurrogatesError
+from surrogates.errors import Interrupted, SurrogatesError
 
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
+INTERRUPTED = 130  # the shell's code for a process stopped by Ctrl-C (128 + SIGINT)
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -49,11 +51,9 @@ def _train(args: argparse.Namespace) -> None:
     if (args.experiment is None) == (args.resume is None):
         raise ConfigError("give an experiment file or --resume RUN_DIR (one of the two)")
     if args.resume is not None:
-        if args.override:
-            raise ConfigError("-o overrides do not apply to --resume (the run keeps its config)")
         from surrogates.workflow import resume
 
-        folder = resume(args.resume, progress=not args.quiet)
+        folder = resume(args.resume, progress=not args.quiet, overrides=args.override)
     else:
         from surrogates.config import load_experiment
         from surrogates.workflow import train
@@ -69,7 +69,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     from surrogates.workflow import evaluate
 
     console = None if args.quiet else Console(stderr=True)
-    print(evaluate(args.run_dir, data=args.data, stride_x=args.stride_x, console=console))
+    out = evaluate(
+        args.run_dir,
+        data=args.data,
+        stride_x=args.stride_x,
+        console=console,
+        overrides=args.override,
+    )
+    print(out)
 
 
 def _benchmark(args: argparse.Namespace) -> None:
@@ -125,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config key, e.g. -o train.epochs=5 (repeatable)",
+        help="override a config key, e.g. -o train.epochs=5 (repeatable; with --resume: "
+        "eval.*, train.epochs, train.checkpoint_every, train.select)",
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar or tables")
@@ -137,6 +145,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--data", type=Path, nargs="+", help="files to evaluate on instead")
     evaluate.add_argument("--stride-x", type=int, help="spatial stride (default: the run's)")
+    evaluate.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an evaluation setting, e.g. -o eval.rollout_steps=20 (repeatable)",
+    )
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no tables")
     evaluate.set_defaults(run=_evaluate)
 
@@ -189,6 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.run(args)
+    except Interrupted as error:
+        print(f"surrogates {args.command}: {error}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"surrogates {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except SurrogatesError as error:
         print(f"surrogates {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -446,6 +446,25 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     return parse_experiment(data, str(path))
 
 
+# What a trained run's overrides may change: how it is evaluated, and for how many epochs
+# it trains (`evaluate RUN -o` takes the first, `train --resume RUN -o` both).
+EVALUATION_KEYS = ("eval.", "train.select")
+RESUME_KEYS = (*EVALUATION_KEYS, "train.epochs", "train.checkpoint_every")
+
+
+def check_run_overrides(overrides: list[str], allowed: tuple[str, ...], command: str) -> None:
+    """Refuse an override of a key a trained run keeps (its data, model and training), in
+    one line naming the override and the keys `command` takes."""
+    for override in overrides:
+        key = override.partition("=")[0].strip()
+        if not any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed):
+            keys = ", ".join(f"{a}*" if a.endswith(".") else a for a in allowed)
+            raise ConfigError(
+                f"override {override!r}: {command} keeps the run's data, model and training "
+                f"settings; it takes {keys}"
+            )
+
+
 def resolved_yaml(experiment: Experiment) -> str:
     """The experiment with every default filled in, as YAML (what a run records)."""
     return yaml.safe_dump(experiment.model_dump(mode="json"), sort_keys=False)

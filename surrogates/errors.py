@@ -1,5 +1,7 @@
 """Error types. The CLI turns any `SurrogatesError` into one line on stderr and exit code 2."""
 
+import sys
+
 
 class SurrogatesError(Exception):
     """Base class for errors caused by bad input (files, configs, recipes), not by bugs."""
@@ -35,3 +37,13 @@ class ModelError(SurrogatesError):
 
     The message names the model and, for a misspelling, suggests the closest known name.
     """
+
+
+class Interrupted(SurrogatesError):
+    """The user stopped a command (Ctrl-C); the message says what was kept. Exit code 130."""
+
+
+def warn(message: str) -> None:
+    """Tell the user, in one line on stderr, of something that went wrong but was worked
+    around (a damaged checkpoint skipped, a partial log line dropped)."""
+    print(f"surrogates: warning: {message}", file=sys.stderr)

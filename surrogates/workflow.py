@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,15 @@ from flax import nnx
 from rich.console import Console
 
 from surrogates.atomic import write_text
-from surrogates.config import Experiment, load_experiment, resolved_yaml
-from surrogates.errors import ConfigError, TrainingError
+from surrogates.config import (
+    EVALUATION_KEYS,
+    RESUME_KEYS,
+    Experiment,
+    check_run_overrides,
+    load_experiment,
+    resolved_yaml,
+)
+from surrogates.errors import ConfigError, Interrupted, TrainingError
 from surrogates.evaluation.operator import evaluate_operator_run
 from surrogates.runs import new_folder, read_jsonl
 from surrogates.training.checkpoints import Checkpoints
@@ -75,7 +83,7 @@ def train(
     checkpoint there; returns the folder. `model` replaces the config's model (one built by
     hand)."""
     kind = _kind(experiment)
-    folder = new_folder(Path(experiment.run.root) / experiment.name)
+    folder = new_folder(Path(experiment.run.root) / experiment.name, "run.root")
     try:
         task = kind.train_task(experiment, model)
     except BaseException:
@@ -89,11 +97,14 @@ def train(
     return folder
 
 
-def resume(folder: Path, *, progress: bool = True) -> Path:
-    """Continue the run in `folder` from its latest checkpoint, then evaluate it."""
-    experiment = _run_experiment(folder)
+def resume(folder: Path, *, progress: bool = True, overrides: Sequence[str] = ()) -> Path:
+    """Continue the run in `folder` from its latest checkpoint, then evaluate it. `overrides`
+    (`key=value`) may change its evaluation and its epochs (`RESUME_KEYS`); `config.yaml`
+    then records them."""
+    experiment = _run_experiment(folder, overrides, RESUME_KEYS, "--resume")
     kind = _kind(experiment)
-    _fit(kind, kind.train_task(experiment, None), experiment, folder, progress, resume=True)
+    task = kind.train_task(experiment, None)
+    _fit(kind, task, experiment, folder, progress, resume=True, overrides=overrides)
     return folder
 
 
@@ -103,51 +114,90 @@ def evaluate(
     data: list[Path] | None = None,
     stride_x: int | None = None,
     console: Console | None = None,
+    overrides: Sequence[str] = (),
 ) -> Path:
     """Re-evaluate the run in `folder` (the checkpoint `train.select` names) into
-    `folder/evaluations/<stamp>/`, on other files (`data`, all their trajectories) or at
-    another spatial stride."""
-    experiment = _run_experiment(folder)
+    `folder/evaluations/<stamp>/`, on other files (`data`, all their trajectories), at
+    another spatial stride, or with other evaluation settings (`overrides` of
+    `EVALUATION_KEYS`, such as `eval.rollout_steps=20`). A failed evaluation leaves no
+    folder behind."""
+    experiment = _run_experiment(folder, overrides, EVALUATION_KEYS, "evaluate")
     kind = _kind(experiment)
     task = kind.eval_task(experiment, data, stride_x)
     checkpoints = Checkpoints(folder / "checkpoints")
     try:
-        load_selected(task, checkpoints, experiment.train.select, folder)
+        epoch = load_selected(task, checkpoints, experiment.train.select, folder)
     finally:
         checkpoints.close()
+    attrs: dict[str, Any] = {"checkpoint_epoch": epoch}
+    if overrides:
+        attrs["overrides"] = " ".join(overrides)
     out = new_folder(folder / "evaluations")
-    kind.evaluate(task, folder, out, files=data, stride_x=stride_x, console=console, attrs={})
+    try:
+        kind.evaluate(
+            task, folder, out, files=data, stride_x=stride_x, console=console, attrs=attrs
+        )
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     return out
 
 
-def _run_experiment(folder: Path) -> Experiment:
+def _run_experiment(
+    folder: Path, overrides: Sequence[str] = (), allowed: tuple[str, ...] = (), command: str = ""
+) -> Experiment:
     config = folder / "config.yaml"
     if not config.exists():
         raise TrainingError(f"{folder}: not a run folder (no config.yaml)")
-    return load_experiment(config)
+    check_run_overrides(list(overrides), allowed, command)
+    return load_experiment(config, list(overrides))
 
 
 def _fit(
-    kind: TaskKind, task: Task, experiment: Experiment, folder: Path, progress: bool, resume: bool
+    kind: TaskKind,
+    task: Task,
+    experiment: Experiment,
+    folder: Path,
+    progress: bool,
+    resume: bool,
+    overrides: Sequence[str] = (),
 ) -> None:
     trainer = Trainer(task, experiment.train, folder, progress=progress)
     try:
         if resume:
             trainer.resume()
+            if overrides:
+                _record_overrides(folder, experiment, overrides)
         trainer.fit()
-        trainer.select()
+        epoch = trainer.select()
     finally:
         trainer.close()
     seconds = sum(record["seconds"] for record in read_jsonl(folder / "metrics.jsonl"))
-    kind.evaluate(
-        task,
-        folder,
-        folder,
-        files=None,
-        stride_x=None,
-        console=Console(stderr=True) if progress else None,
-        attrs={"train_seconds": seconds},
-    )
+    try:
+        kind.evaluate(
+            task,
+            folder,
+            folder,
+            files=None,
+            stride_x=None,
+            console=Console(stderr=True) if progress else None,
+            attrs={"train_seconds": seconds, "checkpoint_epoch": epoch},
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while evaluating; the trained checkpoints are kept; "
+            f"`surrogates evaluate {folder}` evaluates them"
+        ) from None
+
+
+def _record_overrides(folder: Path, experiment: Experiment, overrides: Sequence[str]) -> None:
+    """Rewrite `config.yaml` with the overrides of a resume, keeping their history as
+    comments at its top."""
+    config = folder / "config.yaml"
+    history = [line for line in config.read_text().splitlines() if line.startswith("#")]
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    history.append(f"# resumed {stamp} with -o {' -o '.join(overrides)}")
+    write_text(config, "\n".join(history) + "\n" + resolved_yaml(experiment))
 
 
 register_task(

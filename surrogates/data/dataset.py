@@ -202,6 +202,18 @@ class TrajectoryDataset:
         file, row = self._rows[_checked_index(i, len(self))]
         return self.files[file], int(row)
 
+    def locate(self, i: int, channel: int, static: bool = False) -> str:
+        """Where channel `channel` of trajectory `i` is stored, as error messages name it:
+        `FILE: key 'KEY' trajectory ROW channel 'NAME'` (ROW counts within FILE).
+        """
+        file, row = self._rows[_checked_index(i, len(self))]
+        info = self._infos[file]
+        keys, names = (
+            (info.static_keys, self.static_names) if static else (info.field_keys, self.field_names)
+        )
+        path, key, name = self.files[file], keys[channel], names[channel]
+        return f"{path}: key '{key}' trajectory {int(row)} channel '{name}'"
+
     def read_unchecked(
         self, i: int, static: bool = False, frames: slice = slice(None)
     ) -> np.ndarray | None:
@@ -228,8 +240,7 @@ class TrajectoryDataset:
         if start < 0 or length < 1 or start + length > frames:
             raise IndexError(f"window [{start}, {start + length}) outside 0..{frames} frames")
         values = self.read_unchecked(i, frames=slice(start, start + length))
-        file = self._rows[_checked_index(i, len(self))][0]
-        _check_finite(values, self, i, self.field_names, self._infos[file].field_keys)
+        _check_finite(values, self, i)
         return values
 
     def close(self) -> None:
@@ -244,27 +255,23 @@ class TrajectoryDataset:
 
     def _read(self, i: int) -> np.ndarray:
         values = self.read_unchecked(i)
-        _check_finite(values, self, i, self.field_names, self._infos[self._rows[i][0]].field_keys)
+        _check_finite(values, self, i)
         return values
 
     def _read_static(self, i: int) -> np.ndarray:
         values = self.read_unchecked(i, static=True)
-        info = self._infos[self._rows[i][0]]
-        _check_finite(values, self, i, self.static_names, info.static_keys)
+        _check_finite(values, self, i, static=True)
         return values
 
 
-def _check_finite(values, ds: TrajectoryDataset, i: int, names, keys) -> None:
-    """NaN/Inf in data is a broken file: name the file, key, row and channel."""
+def _check_finite(values: np.ndarray, ds: TrajectoryDataset, i: int, static: bool = False) -> None:
+    """NaN/Inf in trajectory `i`'s `values` `(..., C)` is a broken file: name the file, key,
+    row and channel."""
     finite = np.isfinite(values).reshape(-1, values.shape[-1]).all(axis=0)
     if finite.all():
         return
-    channel = int(np.argmin(finite))
-    path, row = ds.source(i)
-    raise DatasetError(
-        f"{path}: key '{keys[channel]}' trajectory {row} channel '{names[channel]}': "
-        "expected finite values, found NaN/Inf"
-    )
+    where = ds.locate(i, int(np.argmin(finite)), static=static)
+    raise DatasetError(f"{where}: expected finite values, found NaN/Inf")
 
 
 def _describe(path: Path) -> tuple[FileInfo, Layout]:
@@ -332,6 +339,39 @@ def _check_stride(name: str, value: int) -> None:
         raise DatasetError(f"{name}: expected a positive integer, found {value!r}")
 
 
+def _check_distinct(paths: Sequence[Path]) -> None:
+    """Each file once: a file given twice (say, by a path and a glob matching it) would put
+    copies of its trajectories into more than one split, test data among them in training."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        key = path.resolve()
+        if key in seen:
+            same = "twice" if seen[key] == path else f"twice (also as {seen[key]})"
+            raise DatasetError(
+                f"{path}: given {same}; each file may appear once, else copies of its "
+                "trajectories land in more than one split"
+            )
+        seen[key] = path
+
+
+def _check_grid_stride(path: Path, info: FileInfo, stride_x: int) -> None:
+    """`stride_x` keeps at least two points per axis, and on a periodic axis divides the
+    grid (else the spacing across the boundary differs from the rest)."""
+    for axis, (size, boundary) in enumerate(zip(info.spatial, info.boundary, strict=True)):
+        kept = len(range(0, size, stride_x))
+        if kept < 2:
+            raise DatasetError(
+                f"stride_x: {stride_x} leaves {kept} point of the {size} along spatial axis "
+                f"{axis} of {path}; at least 2 are needed"
+            )
+        if boundary == "periodic" and size % stride_x:
+            raise DatasetError(
+                f"stride_x: {stride_x} does not divide the {size} points of periodic spatial "
+                f"axis {axis} of {path} (the spacing across the boundary would differ); "
+                f"take a divisor of {size}"
+            )
+
+
 def open_dataset(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     stride_t: int = 1,
@@ -349,7 +389,9 @@ def open_dataset(
             a slice picks trajectories of the concatenated files.
 
     Raises:
-        DatasetError: a missing file, not HDF5, unknown layout, or files that disagree.
+        DatasetError: a missing file, not HDF5, unknown layout, files that disagree, a file
+            given twice, or a `stride_x` that leaves fewer than two points along an axis or
+            does not divide a periodic axis.
     """
     _check_stride("stride_t", stride_t)
     _check_stride("stride_x", stride_x)
@@ -358,9 +400,11 @@ def open_dataset(
     paths = [Path(p) for p in paths]
     if not paths:
         raise DatasetError("open_dataset: expected at least one file, found none")
+    _check_distinct(paths)
     described = [_describe(path) for path in paths]
     infos = [info for info, _ in described]
     _check_consistent(paths, infos)
+    _check_grid_stride(paths[0], infos[0], stride_x)
     rows = _select_rows(infos, samples)
     if len(rows) == 0:
         raise DatasetError(f"{paths[0]}: expected at least one trajectory, found none")

@@ -10,6 +10,7 @@ import numpy as np
 from rich.console import Group
 from rich.progress import track
 from rich.table import Table
+from rich.text import Text
 
 from surrogates.data.dataset import TrajectoryDataset, open_dataset
 
@@ -61,28 +62,42 @@ class Report:
     params: dict[str, np.ndarray]
     fields: dict[str, ChannelStats] = field(default_factory=dict)
     static: dict[str, ChannelStats] = field(default_factory=dict)
+    # The first NaN/Inf met, as training's data loading names it (`TrajectoryDataset.locate`).
+    first_non_finite: str | None = None
 
     @property
     def non_finite(self) -> int:
         return sum(s.non_finite for s in (*self.fields.values(), *self.static.values()))
 
     def non_finite_summary(self) -> str:
+        """One line naming the first trajectory with NaN/Inf and the count in each channel."""
         bad = {**self.fields, **self.static}
         named = ", ".join(f"'{k}' ({s.non_finite})" for k, s in bad.items() if s.non_finite)
-        return f"{self.files[0]}: found NaN/Inf values in channel {named}"
+        return (
+            f"{self.first_non_finite}: expected finite values, found NaN/Inf "
+            f"(the first of {self.non_finite}, by channel: {named})"
+        )
 
 
 def _stream(ds: TrajectoryDataset, report: Report) -> None:
     report.fields = {name: ChannelStats() for name in ds.field_names}
     report.static = {name: ChannelStats() for name in ds.static_names}
     for i in track(range(len(ds)), description="statistics", transient=True):
-        values = ds.read_unchecked(i)
-        for c, name in enumerate(ds.field_names):
-            report.fields[name].update(values[..., c].ravel())
+        _add_trajectory(ds, i, report, static=False)
         if ds.static is not None:
-            static = ds.read_unchecked(i, static=True)
-            for c, name in enumerate(ds.static_names):
-                report.static[name].update(static[..., c].ravel())
+            _add_trajectory(ds, i, report, static=True)
+
+
+def _add_trajectory(ds: TrajectoryDataset, i: int, report: Report, static: bool) -> None:
+    """Merge trajectory `i`'s fields `(T, *X, C)` (or static inputs `(*X, Cs)`) into the
+    report, noting where the first NaN/Inf is."""
+    values = ds.read_unchecked(i, static=static)
+    stats = report.static if static else report.fields
+    for c, channel in enumerate(stats.values()):
+        before = channel.non_finite
+        channel.update(values[..., c].ravel())
+        if channel.non_finite > before and report.first_non_finite is None:
+            report.first_non_finite = ds.locate(i, c, static=static)
 
 
 def inspect_files(
@@ -140,6 +155,8 @@ def render_report(report: Report) -> Group:
     if report.static_names:
         overview.add_row("static inputs", ", ".join(report.static_names))
     overview.add_row("boundary", ", ".join(report.boundary))
+    if report.first_non_finite is not None:
+        overview.add_row("first NaN/Inf", Text(report.first_non_finite, style="bold red"))
     coords = Table(title="coordinates", title_justify="left")
     for column in ("axis", "points", "min", "max"):
         coords.add_column(column)

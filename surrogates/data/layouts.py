@@ -143,6 +143,23 @@ def _check_ndim(dset: h5py.Dataset, path: Path, allowed: tuple[int, ...], what: 
         )
 
 
+def _check_spatial_axes(f: h5py.File, dset: h5py.Dataset, path: Path, layout: str) -> None:
+    """`dset` `(N, T, *X)` has one spatial axis per coordinate key: with `x-coordinate` present
+    but a later axis's key absent, the likelier fault is the shape (a trailing channel axis,
+    say), so that is what the error names (with no `x-coordinate` at all, the key is missing).
+    """
+    axes = SPATIAL_AXES[: dset.ndim - 2]
+    missing = [f"{axis}-coordinate" for axis in axes if f"{axis}-coordinate" not in f]
+    if not missing or missing[0] == "x-coordinate":
+        return
+    raise DatasetError(
+        f"{path}: key '{dset.name.lstrip('/')}': found shape {dset.shape} with no "
+        f"'{missing[0]}'; the {layout} layout expects (N, T, X) with 'x-coordinate' of "
+        "length X for 1D data, (N, T, X, Y) with x- and y-coordinates for 2D, (N, T, X, Y, Z) "
+        "with x-, y- and z-coordinates for 3D (one axis per coordinate, no channel axis)"
+    )
+
+
 class PDEBenchTensor:
     """Single-file `tensor` layout `(N, T, *X)`: 1D advection, Burgers, reaction–diffusion."""
 
@@ -154,6 +171,7 @@ class PDEBenchTensor:
     def describe(self, f: h5py.File, path: Path) -> FileInfo:
         tensor = require(f, "tensor", path, "the solution (N, T, X...)")
         _check_ndim(tensor, path, (3, 4, 5), "shape (N, T, X[, Y[, Z]])")
+        _check_spatial_axes(f, tensor, path, self.name)
         n, frames, *spatial = tensor.shape
         t = require(f, "t-coordinate", path, f"{frames} (or {frames + 1}) times")[()]
         coords = {"t": time_coordinate(t, frames, path, "t-coordinate")}
@@ -189,6 +207,7 @@ class PDEBenchCFD:
     def describe(self, f: h5py.File, path: Path) -> FileInfo:
         density = require(f, "density", path, "density (N, T, X...)")
         _check_ndim(density, path, (3, 4, 5), "shape (N, T, X[, Y[, Z]])")
+        _check_spatial_axes(f, density, path, self.name)
         n, frames, *spatial = density.shape
         names = CFD_FIELDS[: 2 + len(spatial)]
         for key in names:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from surrogates.data.dataset import TrajectoryDataset
+from surrogates.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def split_trajectories(
         parts["train"].append(group[n_test + n_val :])
     splits = {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
     if len(splits["train"]) == 0:
-        raise ValueError(f"no trajectories left to train on: {n} in all, val={val}, test={test}")
+        raise DatasetError(
+            f"data.split: {n} trajectories leave none to train on after val {val} and test "
+            f"{test} (more data.samples, or smaller data.split.val and data.split.test)"
+        )
     return Splits(**splits)
 
 

@@ -15,13 +15,14 @@ import xarray as xr
 from rich.console import Console
 
 from surrogates.config import OperatorExperiment
-from surrogates.errors import TrainingError
+from surrogates.data import TrajectoryDataset
+from surrogates.errors import warn
 from surrogates.evaluation.plots import plot_evaluation
-from surrogates.evaluation.results import metrics_dataset, write_results
+from surrogates.evaluation.results import metrics_dataset, summary_rows, write_results
 from surrogates.evaluation.rollouts import PERSISTENCE, score_cases, score_rollouts
 from surrogates.evaluation.summary import print_summary, write_summary
 from surrogates.training.experiment_data import read_split
-from surrogates.training.operator_task import OperatorTask
+from surrogates.training.operator_task import OperatorTask, evaluation_steps
 
 
 def evaluate_operator(
@@ -42,10 +43,11 @@ def evaluate_operator(
     """
     experiment, data = task.experiment, task.data
     history = experiment.data.history
-    steps = rollout_steps(experiment, data.frames)
+    steps = evaluation_steps(experiment, data.frames)
     started = time.perf_counter()
     fields = read_split(data, indices)
     prediction, truth = task.rollout(indices, steps, fields)
+    diverged = non_finite_trajectories(prediction, indices)
     label = experiment.model.name
     scoring = {
         "history": history,
@@ -72,16 +74,20 @@ def evaluate_operator(
             "history": history,
             "parameters": task.model.parameter_count(),
             "eval_seconds": time.perf_counter() - started,
+            "non_finite_trajectories": len(diverged),
             **(attrs or {}),
         },
     )
     write_results(results, out / "eval.nc")
     what = describe(experiment, steps)
+    warning = _non_finite_warning(results, diverged, len(indices), data.dataset)
     write_summary(
         out / "summary.md",
         results,
         title=experiment.name,
-        description=f"Model `{label}`, {what}, on {len(indices)} trajectories ({source}).",
+        description=f"Model `{label}`, {what}, on {len(indices)} trajectories ({source}). "
+        + provenance(experiment, data.dataset.files, results.attrs)
+        + (f"\n\n**Warning:** {warning}." if warning else ""),
     )
     coords = {
         axis: data.dataset.coords[axis] for axis in ("x", "y", "z") if axis in data.dataset.coords
@@ -93,14 +99,72 @@ def evaluate_operator(
         out / "figures",
         channel_names=data.channels,
         coords={**coords, "t": times},
-        snapshots=experiment.eval.snapshots,
+        titles=[
+            trajectory_title(data.dataset, int(i)) for i in indices[: experiment.eval.snapshots]
+        ],
     )
     if console is not None:
         print_summary(console, results, f"{experiment.name}: {what}, {source}")
         console.print(
             f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {out / 'figures'}"
         )
+    if warning:
+        warn(f"{out / 'eval.nc'}: {warning}")
     return results
+
+
+def provenance(experiment: OperatorExperiment, files: list[Path], attrs: dict) -> str:
+    """Where the results come from, in words: the data files, the training's epochs and
+    the evaluated checkpoint's epoch."""
+    names = ", ".join(f"`{path}`" for path in files)
+    text = f"Data: {names}. Trained for {experiment.train.epochs} epochs"
+    if "checkpoint_epoch" in attrs:
+        text += (
+            f"; evaluated the checkpoint of epoch {attrs['checkpoint_epoch']} "
+            f"(train.select: {experiment.train.select})"
+        )
+    if "overrides" in attrs:
+        text += f"; evaluated with `-o {attrs['overrides']}`"
+    return text + "."
+
+
+def trajectory_title(dataset: TrajectoryDataset, index: int) -> str:
+    """Which trajectory a figure shows: its file, row and PDE parameters."""
+    path, row = dataset.source(index)
+    values = ", ".join(f"{name} = {dataset.params[name][index]:.4g}" for name in dataset.params)
+    return f"{path.name} trajectory {row}" + (f" ({values})" if values else "")
+
+
+def non_finite_trajectories(prediction: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The trajectories (of `indices`) whose predicted rollout has a NaN or Inf anywhere.
+
+    prediction: (n, S, *X, C)."""
+    finite = np.isfinite(prediction.reshape(len(prediction), -1)).all(axis=1)
+    return np.asarray(indices)[~finite]
+
+
+def _non_finite_warning(
+    results: xr.Dataset, diverged: np.ndarray, total: int, dataset: TrajectoryDataset
+) -> str | None:
+    """What is NaN in the results and why, in one sentence, or None if nothing is."""
+    if len(diverged):
+        path, row = dataset.source(int(diverged[0]))
+        return (
+            f"the model's rollouts of {len(diverged)} of {total} trajectories are not finite "
+            f"(the first: trajectory {row} of {path}), so its metrics are NaN"
+        )
+    rows = summary_rows(results)
+    undefined = sorted({key for row in rows for key, value in row.items() if _is_nan(value)})
+    if undefined:
+        return (
+            f"{', '.join(undefined)} undefined on this grid (NaN): too few points for the "
+            "metric (a wavenumber band without modes, a field without variance)"
+        )
+    return None
+
+
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and not np.isfinite(value)
 
 
 def evaluate_operator_run(
@@ -140,18 +204,6 @@ def training_values(run: Path, count: int) -> np.ndarray:
         return np.zeros((0, count))
     seen = np.asarray(json.loads(facts.read_text())["seen"], np.float64)
     return seen.reshape(len(seen), count)
-
-
-def rollout_steps(experiment: OperatorExperiment, frames: int) -> int:
-    """The evaluated rollout's length: `eval.rollout_steps`, else to the trajectories' end."""
-    history = experiment.data.history
-    steps = experiment.eval.rollout_steps or frames - history
-    if history + steps > frames:
-        raise TrainingError(
-            f"eval.rollout_steps: {steps} steps after {history} history frames need "
-            f"{history + steps} frames, the data has {frames}"
-        )
-    return steps
 
 
 def describe(experiment: OperatorExperiment, steps: int) -> str:

@@ -84,8 +84,9 @@ def snapshots_figure(
     channel_names: Sequence[str],
     coords: Mapping[str, ArrayLike] | None = None,
     steps: Sequence[int] | None = None,
+    title: str | None = None,
 ) -> Figure:
-    """Prediction, truth and |error| of one trajectory.
+    """Prediction, truth and |error| of one trajectory; `title` says which one.
 
     prediction, truth: (S, *X, C), rollout steps 1..S, one to three spatial axes.
     channel_names: the C names. coords: optional 1D coordinates `t` (S,), `x`, `y`, `z`
@@ -94,7 +95,7 @@ def snapshots_figure(
     1D: per channel a row of three space-time images, time upwards. 2D: per channel three
     rows (prediction, truth, |error|) at the 0-based `steps` (default first, middle, last).
     3D: as 2D on the middle slice along the last spatial axis. Prediction and truth share a
-    colour scale per channel; the error has its own.
+    colour scale per channel, labelled with the channel's name; the error has its own.
     """
     prediction, truth = np.asarray(prediction), np.asarray(truth)
     _check_fields(prediction, truth, channel_names)
@@ -103,16 +104,18 @@ def snapshots_figure(
     if n_space == 1:
         if steps is not None:
             raise ValueError("steps select frames of 2D/3D fields; 1D plots show every step")
-        return _space_time_figure(prediction, truth, channel_names, coords)
-    steps = _checked_steps(steps, prediction.shape[0])
-    if n_space == 2:
-        return _frames_figure(prediction, truth, channel_names, coords, steps)
-    middle = prediction.shape[3] // 2
-    figure = _frames_figure(
-        prediction[:, :, :, middle], truth[:, :, :, middle], channel_names, coords, steps
-    )
-    where = f"z = {coords['z'][middle]:.3g}" if "z" in coords else f"z index {middle}"
-    figure.suptitle(f"slice {where}")
+        figure = _space_time_figure(prediction, truth, channel_names, coords)
+        titles = [title]
+    else:
+        steps = _checked_steps(steps, prediction.shape[0])
+        if n_space == 3:
+            middle = prediction.shape[3] // 2
+            prediction, truth = prediction[:, :, :, middle], truth[:, :, :, middle]
+            where = f"z = {coords['z'][middle]:.3g}" if "z" in coords else f"z index {middle}"
+        figure = _frames_figure(prediction, truth, channel_names, coords, steps)
+        titles = [title, f"slice {where}" if n_space == 3 else None]
+    if any(titles):
+        figure.suptitle(", ".join(t for t in titles if t))
     return figure
 
 
@@ -124,13 +127,14 @@ def plot_snapshots(
     channel_names: Sequence[str],
     coords: Mapping[str, ArrayLike] | None = None,
     steps: Sequence[int] | None = None,
+    title: str | None = None,
 ) -> Path:
     """Save `snapshots_figure(prediction, truth, ...)` to `path`. Returns the path.
 
     prediction, truth: (S, *X, C) with one to three spatial axes.
     """
     figure = snapshots_figure(
-        prediction, truth, channel_names=channel_names, coords=coords, steps=steps
+        prediction, truth, channel_names=channel_names, coords=coords, steps=steps, title=title
     )
     return save_figure(figure, path)
 
@@ -230,8 +234,8 @@ def _space_time_figure(
                 vmax=high,
             )
             axes.set_title(f"{name}: {kind}")
-        figure.colorbar(row[0].images[0], ax=list(row[:2]))
-        figure.colorbar(row[2].images[0], ax=row[2])
+        figure.colorbar(row[0].images[0], ax=list(row[:2]), label=name)
+        figure.colorbar(row[2].images[0], ax=row[2], label=f"|error| of {name}")
         row[0].set_ylabel("time" if "t" in coords else "rollout step")
     for axes in grid[-1]:
         axes.set_xlabel("x")
@@ -265,8 +269,8 @@ def _frames_figure(
             row[0].set_ylabel(f"{name} {kind}\ny")
         for axes, step in zip(rows[0], steps, strict=True):
             axes.set_title(_step_label(step, coords))
-        figure.colorbar(rows[0][0].images[0], ax=list(rows[:2].ravel()))
-        figure.colorbar(rows[2][0].images[0], ax=list(rows[2]))
+        figure.colorbar(rows[0][0].images[0], ax=list(rows[:2].ravel()), label=name)
+        figure.colorbar(rows[2][0].images[0], ax=list(rows[2]), label=f"|error| of {name}")
     for axes in grid[-1]:
         axes.set_xlabel("x")
     return figure
@@ -285,18 +289,20 @@ def plot_evaluation(
     *,
     channel_names: Sequence[str],
     coords: Mapping[str, ArrayLike],
-    snapshots: int,
+    titles: Sequence[str],
 ) -> None:
     """An evaluation's figures in `folder`: `error_vs_step.png` (if nRMSE was computed) and
-    `snapshot_<k>.png` of the first `snapshots` trajectories. prediction, truth: (N, S, *X, C).
+    `snapshot_<k>.png` of the first `len(titles)` trajectories, titled with `titles` (which
+    trajectory each shows). prediction, truth: (N, S, *X, C).
     """
     if "nrmse" in results:
         plot_error_vs_step(results, folder / "error_vs_step.png")
-    for k in range(min(snapshots, len(prediction))):
+    for k, title in enumerate(titles[: len(prediction)]):
         plot_snapshots(
             prediction[k],
             truth[k],
             folder / f"snapshot_{k}.png",
             channel_names=channel_names,
             coords=coords,
+            title=title,
         )

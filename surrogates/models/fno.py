@@ -431,12 +431,21 @@ class FNO(nnx.Module):
         return {"n_modes": (4,) * spatial_dims, "hidden_channels": 8, "n_layers": 2}
 
     def check_grid(self, spatial_shape: tuple[int, ...]) -> None:
-        """One mode count per spatial axis (any grid size works)."""
+        """One mode count per spatial axis, and a grid that holds the modes: a run on fewer
+        points than modes would silently use a smaller model than configured (the layers
+        themselves compute on any grid)."""
         if len(self.n_modes) != len(spatial_shape):
             raise ModelError(
                 f"model.n_modes: {len(self.n_modes)} entries for data with "
                 f"{len(spatial_shape)} spatial axes {tuple(spatial_shape)}"
             )
+        for axis, (size, modes) in enumerate(zip(spatial_shape, self.max_n_modes, strict=True)):
+            if size < modes:
+                raise ModelError(
+                    f"model.n_modes: {modes} modes along spatial axis {axis} need at least "
+                    f"{modes} grid points, the grid has {size} (a smaller data.stride_x or "
+                    "fewer modes)"
+                )
 
     @property
     def max_n_modes(self) -> tuple[int, ...]:

@@ -93,6 +93,7 @@ class OperatorTask:
                 f"data.history + train.rollout_steps = {window} frames, but the "
                 f"trajectories have {data.frames} (after data.stride_t)"
             )
+        evaluation_steps(experiment, data.frames)
         return cls(experiment, data, mesh, model)
 
     @classmethod
@@ -370,3 +371,16 @@ def set_active_modes(model: Model, modes: tuple[int, ...]) -> Model:
     graphdef, params, rest = nnx.split(stepper, nnx.Param, ...)
     # The arrays are the ones that came in, with their shardings.
     return Model(graphdef, params, rest)
+
+
+def evaluation_steps(experiment: OperatorExperiment, frames: int) -> int:
+    """The evaluated rollout's length: `eval.rollout_steps`, else to the trajectories' end;
+    checked against trajectories of `frames` frames."""
+    history = experiment.data.history
+    steps = experiment.eval.rollout_steps or frames - history
+    if history + steps > frames:
+        raise TrainingError(
+            f"eval.rollout_steps: {steps} steps after {history} history frames need "
+            f"{history + steps} frames, the data has {frames} (after data.stride_t)"
+        )
+    return steps

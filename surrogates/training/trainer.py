@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +34,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from surrogates.atomic import write_text
 from surrogates.config import TrainSpec
-from surrogates.errors import TrainingError
+from surrogates.errors import Interrupted, TrainingError, warn
 from surrogates.runs import append_jsonl, read_jsonl
-from surrogates.training.checkpoints import Checkpoints
+from surrogates.training.checkpoints import Checkpoints, CheckpointUnreadable
 from surrogates.training.optimizers import HELD, TRAINED, Phase, make_phases, phase_at
 from surrogates.training.task import Step, Task
 
@@ -99,30 +102,55 @@ class Trainer:
         console = Console(stderr=True)
         with Progress(*columns, console=console, disable=not self.progress) as bar:
             shown = bar.add_task("train", total=total, epoch="", loss="-", lr="-")
-            for epoch in range(self.start_epoch, self.train.epochs):
-                self._epoch(epoch, bar, shown)
+            epoch = self.start_epoch
+            try:
+                for epoch in range(self.start_epoch, self.train.epochs):
+                    self._epoch(epoch, bar, shown)
+            except KeyboardInterrupt:
+                logged = read_jsonl(self.folder / "metrics.jsonl")
+                when = "after" if logged and logged[-1]["epoch"] == epoch + 1 else "in"
+                raise Interrupted(
+                    f"interrupted {when} epoch {epoch + 1}; {self._kept()}; resume with "
+                    f"`surrogates train --resume {self.folder}`"
+                ) from None
 
     def resume(self) -> None:
-        """Continue from the latest checkpoint: the model, the optimizer state of its phase,
-        the epoch and the best score come back; `metrics.jsonl` keeps the epochs before it."""
+        """Continue from the newest readable latest checkpoint: the model, the optimizer state
+        of its phase, the epoch and the best score come back; `metrics.jsonl` keeps the epochs
+        before it. A run stopped before its first checkpoint starts again from epoch 0."""
         if self.checkpoints.latest_epoch() is None:
-            raise TrainingError(f"{self.folder}: no checkpoint to resume from")
-        meta = self.checkpoints.meta()
-        phase = self.phases[int(meta.get("phase", 0))]
-        self.task.restore_meta(meta)
-        model = self.task.model
-        (model.params, model.rest), self.opt_state, meta = self.checkpoints.restore(
-            (model.params, model.rest), self.task.optimizer_state(phase.tx)
-        )
-        self.phase, self.compiled_step = phase, None
-        self.start_epoch, self.best = int(meta["epoch"]), float(meta["best"])
+            self._truncate_log(0)
+            return
+        phases = {}
+
+        def like(meta: dict[str, Any]) -> tuple[Any, Any]:
+            phases["phase"] = self.phases[int(meta.get("phase", 0))]
+            self.task.restore_meta(meta)
+            model = self.task.model
+            return (model.params, model.rest), self.task.optimizer_state(phases["phase"].tx)
+
+        (params, rest), self.opt_state, meta = self.checkpoints.load(like)
+        # Read the model only now: restoring the metadata may have rebuilt it.
+        self.task.model.params, self.task.model.rest = params, rest
+        self.phase, self.compiled_step = phases["phase"], None
+        self.start_epoch, self.best = int(meta["epoch"]), _score(meta["best"])
+        if self.start_epoch > self.train.epochs:
+            raise TrainingError(
+                f"train.epochs: {self.train.epochs} is before the checkpoint's epoch "
+                f"{self.start_epoch}"
+            )
+        self._truncate_log(self.start_epoch)
+
+    def _truncate_log(self, epoch: int) -> None:
+        """Keep the log lines of the epochs up to `epoch`."""
         log = self.folder / "metrics.jsonl"
-        kept = [r for r in read_jsonl(log) if r["epoch"] <= self.start_epoch]
+        kept = [r for r in read_jsonl(log) if r["epoch"] <= epoch]
         write_text(log, "".join(f"{json.dumps(r)}\n" for r in kept))
 
-    def select(self) -> None:
-        """Put back the checkpoint `train.select` names, for the final evaluation."""
-        load_selected(self.task, self.checkpoints, self.train.select, self.folder)
+    def select(self) -> int:
+        """Put back the checkpoint `train.select` names, for the final evaluation; returns
+        its epoch."""
+        return load_selected(self.task, self.checkpoints, self.train.select, self.folder)
 
     def close(self) -> None:
         if self.checkpoints is not None:
@@ -139,17 +167,22 @@ class Trainer:
             self.compiled_step = self.task.make_step(phase.tx)
         return self.compiled_step
 
-    @staticmethod
-    def _report(loss: jax.Array, epoch: int, step: int, on_step) -> None:
+    def _report(self, loss: jax.Array, epoch: int, step: int, on_step) -> None:
         value = float(loss)
         if not math.isfinite(value):
             raise TrainingError(
                 f"training diverged: loss is {value} at epoch {epoch + 1}, step {step}; "
-                "the last good checkpoint is kept (try a lower train.optimizer.lr or "
-                "train.optimizer.clip_norm)"
+                f"{self._kept()} (try a lower train.optimizer.lr or train.optimizer.clip_norm)"
             )
         if on_step is not None:
             on_step(value)
+
+    def _kept(self) -> str:
+        """What a stopped run leaves to evaluate or resume from, in words."""
+        epoch = None if self.checkpoints is None else self.checkpoints.latest_epoch()
+        if epoch is None:
+            return "no checkpoint was written"
+        return f"the checkpoint of epoch {epoch} is kept"
 
     def _epoch(self, epoch: int, bar: Progress, shown) -> None:
         started = time.perf_counter()
@@ -166,6 +199,7 @@ class Trainer:
         train_loss, waited = self.run_epoch(epoch, on_step=advance)
         validation = self.task.validate()
         score = train_loss if validation is None else validation
+        finite = math.isfinite(score)
         is_best = score < self.best
         self.best = min(self.best, score)
         record = {
@@ -177,7 +211,15 @@ class Trainer:
             "seconds": time.perf_counter() - started,
             "data_wait_seconds": waited,
         }
-        append_jsonl(self.folder / "metrics.jsonl", record)
+        with deferred_interrupt():
+            append_jsonl(self.folder / "metrics.jsonl", record)
+        if not finite:
+            # A model whose rollouts blow up is no result: stop as for a diverging loss.
+            raise TrainingError(
+                f"training diverged: {self.task.validation_name} is {score} after epoch "
+                f"{epoch + 1}; {self._kept()} (try a lower train.optimizer.lr or "
+                "train.optimizer.clip_norm)"
+            )
         last = epoch + 1 == self.train.epochs
         if is_best or last or (epoch + 1) % self.train.checkpoint_every == 0:
             meta = {
@@ -188,7 +230,10 @@ class Trainer:
                 **self.task.checkpoint_meta(),
             }
             model = self.task.model
-            self.checkpoints.save((model.params, model.rest), self.opt_state, meta, best=is_best)
+            with deferred_interrupt():
+                self.checkpoints.save(
+                    (model.params, model.rest), self.opt_state, meta, best=is_best
+                )
 
     def _held_labels(self) -> Any:
         """`HELD` for the parameters under `train.freeze.module`, `TRAINED` for the others."""
@@ -221,13 +266,50 @@ def _names(path: tuple) -> tuple[str, ...]:
     return tuple(names)
 
 
-def load_selected(task: Task, checkpoints: Checkpoints, select: str, folder: Path) -> None:
-    """Put the `select`ed checkpoint (`best`, else the latest; or `last`) into `task`'s model."""
+def load_selected(task: Task, checkpoints: Checkpoints, select: str, folder: Path) -> int:
+    """Put the `select`ed checkpoint (`best`, else the latest; or `last`) into `task`'s model;
+    returns its epoch (0 for a model without training). An unreadable best checkpoint gives
+    way to the latest, with a warning."""
     if not task.model.trainable:
-        return
+        return 0
+
+    def like(meta: dict[str, Any]) -> tuple[Any, None]:
+        task.restore_meta(meta)
+        return (task.model.params, task.model.rest), None
+
     best = select == "best" and checkpoints.latest_epoch(best=True) is not None
-    if not best and checkpoints.latest_epoch() is None:
-        raise TrainingError(f"{folder}: no checkpoint to evaluate")
-    task.restore_meta(checkpoints.meta(best=best))
-    model = task.model
-    (model.params, model.rest), _, _ = checkpoints.restore((model.params, model.rest), best=best)
+    if best:
+        try:
+            state, _, meta = checkpoints.load(like, best=True)
+        except CheckpointUnreadable as error:
+            warn(f"{error}; using the latest checkpoint instead")
+            best = False
+    if not best:
+        if checkpoints.latest_epoch() is None:
+            raise TrainingError(f"{folder}: no checkpoint to evaluate")
+        state, _, meta = checkpoints.load(like)
+    # Read the model only now: restoring the metadata may have rebuilt it.
+    task.model.params, task.model.rest = state
+    return int(meta["epoch"])
+
+
+def _score(value: float | None) -> float:
+    """A score read back from JSON (None for a non-finite one)."""
+    return math.inf if value is None else float(value)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the block is done, so a checkpoint or a log line is
+    written whole; in the main thread only (where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

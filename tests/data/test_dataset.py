@@ -56,12 +56,41 @@ def test_trajectory_item_and_sub_dataset(tmp_path: Path):
 
 def test_strides_apply_to_fields_and_coordinates(tmp_path: Path):
     path = tmp_path / "adv.hdf5"
-    tensor = write_tensor(path, n=4, t=9, x=16)
+    tensor = write_tensor(path, n=4, t=9, x=18)
     ds = open_dataset(path, stride_t=2, stride_x=3)
     assert ds.fields.shape == (4, 5, 6, 1)
     np.testing.assert_array_equal(ds.fields[2], tensor[2, ::2, ::3, None])
     np.testing.assert_allclose(ds.coords["t"], (np.arange(9) * 0.01)[::2])
-    np.testing.assert_allclose(ds.coords["x"], ((np.arange(16) + 0.5) / 16)[::3])
+    np.testing.assert_allclose(ds.coords["x"], ((np.arange(18) + 0.5) / 18)[::3])
+
+
+def test_a_file_given_twice_is_refused(tmp_path: Path, monkeypatch):
+    # Twice, its trajectories would be split into training and test both.
+    path = tmp_path / "adv.hdf5"
+    write_tensor(path, n=4, t=9, x=16)
+    with pytest.raises(DatasetError, match=r"adv.hdf5: given twice; each file may appear once"):
+        open_dataset([path, path])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetError, match=r"adv.hdf5: given twice \(also as .*adv.hdf5\)"):
+        open_dataset([path, Path("./adv.hdf5")])
+
+
+def test_a_stride_leaving_one_point_is_refused(tmp_path: Path):
+    path = tmp_path / "adv.hdf5"
+    write_tensor(path, n=4, t=9, x=16)
+    with pytest.raises(DatasetError, match=r"stride_x: 2000 leaves 1 point of the 16 .*axis 0"):
+        open_dataset(path, stride_x=2000)
+    assert open_dataset(path, stride_x=8).fields.shape[2] == 2
+
+
+def test_a_stride_must_divide_a_periodic_grid_only(tmp_path: Path):
+    path = tmp_path / "adv.hdf5"
+    write_tensor(path, n=4, t=9, x=16)  # periodic, as PDEBench's 1D files
+    with pytest.raises(DatasetError, match=r"stride_x: 3 does not divide the 16 points"):
+        open_dataset(path, stride_x=3)
+    with h5py.File(path, "a") as f:
+        f.attrs["boundary"] = "dirichlet"
+    assert open_dataset(path, stride_x=3).fields.shape[2] == 6
 
 
 def test_reads_only_the_requested_trajectory_strided_at_read_time(tmp_path, monkeypatch):
@@ -348,3 +377,24 @@ def test_windows_read_only_their_frames(tmp_path: Path, monkeypatch, layout: str
     assert time_slices and all((s.start, s.stop) == (2, 6) for s in time_slices)
     with pytest.raises(IndexError, match="window"):
         ds.read_window(0, frames - 1, 2)
+
+
+@pytest.mark.parametrize("key", ["tensor", "density"])
+def test_a_trailing_channel_axis_is_a_shape_error(tmp_path: Path, key: str):
+    path = tmp_path / "data.hdf5"
+    (write_tensor if key == "tensor" else write_cfd)(path)
+    with h5py.File(path, "a") as f:
+        shape = (*f[key].shape, 1)
+        for name in ("tensor", "density", "pressure", "Vx"):
+            if name in f:
+                del f[name]
+                f[name] = np.zeros(shape, np.float32)
+    layout = "pdebench-tensor" if key == "tensor" else "pdebench-cfd"
+    with pytest.raises(DatasetError) as error:
+        open_dataset(path)
+    assert str(error.value) == (
+        f"{path}: key '{key}': found shape {shape} with no 'y-coordinate'; the {layout} layout "
+        "expects (N, T, X) with 'x-coordinate' of length X for 1D data, (N, T, X, Y) with x- "
+        "and y-coordinates for 2D, (N, T, X, Y, Z) with x-, y- and z-coordinates for 3D (one "
+        "axis per coordinate, no channel axis)"
+    )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 
+from surrogates.atomic import temporary_path
 from surrogates.cli import main
 from surrogates.data import open_dataset
 from surrogates.data.generate import generator
@@ -123,6 +128,29 @@ def test_an_interrupted_run_leaves_no_file(tmp_path: Path, monkeypatch: pytest.M
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def dead_pid() -> int:
+    """The PID of a process that has exited and been reaped."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    return int(done.stdout)
+
+
+def test_a_rerun_removes_temporaries_of_dead_writers_only(tmp_path: Path):
+    recipe, out = small_recipe(tmp_path, "advection"), tmp_path / "out"
+    out.mkdir()
+    target = out / "advection_beta0.4.hdf5"
+    stale = temporary_path(target, pid=dead_pid())
+    live = temporary_path(target, pid=os.getpid())  # say, a concurrent run still writing
+    elsewhere = out / f".{target.name}.{dead_pid()}@another-host.0123abcd.tmp"
+    for temporary in (stale, live, elsewhere):
+        temporary.write_bytes(b"partial")
+    generator.run_recipe(recipe, samples=1, out=out, progress=False)
+    assert not stale.exists()
+    assert live.read_bytes() == b"partial" and elsewhere.read_bytes() == b"partial"
+    assert open_dataset(target).fields.shape[0] == 1
+
+
 def test_a_diverging_solver_is_reported_and_nothing_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -212,6 +240,53 @@ def test_cli_generate_prints_files_and_reports_errors_in_one_line(tmp_path: Path
     assert err.startswith("surrogates generate: error: ") and "missing.yaml: file not found" in err
     assert main(["generate", str(recipe), "--samples", "0", "--out", str(tmp_path)]) == 2
     assert "--samples: expected a positive number, found 0" in capsys.readouterr().err
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("surrogates generate: error: ")
+    return err.strip()
+
+
+def test_cli_generate_into_a_file_is_one_line_and_keeps_the_file(tmp_path: Path, capsys):
+    recipe, existing = small_recipe(tmp_path, "advection"), tmp_path / "notes.txt"
+    existing.write_text("keep me")
+    assert main(["generate", str(recipe), "--samples", "1", "--out", str(existing)]) == 2
+    assert one_error_line(capsys).endswith(f"--out {existing}: not a directory")
+    inside = existing / "data"
+    assert main(["generate", str(recipe), "--samples", "1", "--out", str(inside)]) == 2
+    assert one_error_line(capsys).endswith(f"--out {inside}: cannot create: Not a directory")
+    assert existing.read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_cli_generate_into_a_read_only_folder_is_one_line(tmp_path: Path, capsys):
+    recipe, folder = small_recipe(tmp_path, "advection"), tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        assert main(["generate", str(recipe), "--samples", "1", "--out", str(folder)]) == 2
+    finally:
+        folder.chmod(0o755)
+    assert one_error_line(capsys).endswith(f"--out {folder}: cannot write: Permission denied")
+    assert list(folder.iterdir()) == []
+
+
+def test_a_write_that_fails_midway_is_one_line(tmp_path: Path, capsys, monkeypatch):
+    recipe, out = small_recipe(tmp_path, "advection"), tmp_path / "out"
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(PDEBench1DRecipe, "write", disk_full)
+    assert main(["generate", str(recipe), "--samples", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err  # after the progress bar, when stderr is not a terminal
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"surrogates generate: error: {out / 'advection_beta0.4.hdf5'}: cannot write: "
+        "No space left on device"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pytest
 from layout_files import write_cfd, write_darcy, write_tensor
 
 from surrogates.cli import main
+from surrogates.data import DatasetError, open_dataset
 from surrogates.data.inspect import ChannelStats, inspect_files
 
 
@@ -63,7 +64,37 @@ def test_cli_flags_nan_and_exits_2(tmp_path: Path, capsys):
     captured = capsys.readouterr()
     assert "NaN/Inf" in captured.out  # the table still prints, with the count flagged
     assert captured.err.strip().count("\n") == 0
-    assert f"{path}: found NaN/Inf values in channel 'u' (2)" in captured.err
+    assert captured.err.startswith(
+        f"surrogates inspect: error: {path}: key 'tensor' trajectory 1 channel 'u': "
+        "expected finite values, found NaN/Inf (the first of 2, by channel: 'u' (2))"
+    )
+    assert "first NaN/Inf" in captured.out  # the overview row naming the trajectory
+
+
+def test_the_first_non_finite_is_named_as_training_names_it(tmp_path: Path):
+    paths = [tmp_path / "a.hdf5", tmp_path / "b.hdf5"]
+    for k, path in enumerate(paths):
+        write_cfd(path, n=3, seed=k)
+    with h5py.File(paths[1], "a") as f:
+        f["pressure"][2, 1, 3] = np.nan
+        f["Vx"][1, 0, 0] = np.inf
+    report = inspect_files(paths)
+    assert report.first_non_finite == f"{paths[1]}: key 'Vx' trajectory 1 channel 'Vx'"
+    with pytest.raises(DatasetError) as error:
+        open_dataset(paths)[4]
+    assert str(error.value).startswith(f"{report.first_non_finite}: expected finite values")
+    assert report.non_finite_summary().endswith(
+        "(the first of 2, by channel: 'pressure' (1), 'Vx' (1))"
+    )
+
+
+def test_a_non_finite_static_input_is_named(tmp_path: Path):
+    path = tmp_path / "darcy.hdf5"
+    write_darcy(path)
+    with h5py.File(path, "a") as f:
+        f["nu"][2, 0, 0] = np.nan
+    report = inspect_files([path])
+    assert report.first_non_finite == f"{path}: key 'nu' trajectory 2 channel 'nu'"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from layout_files import write_tensor
 
-from surrogates.data import open_dataset
+from surrogates.data import DatasetError, open_dataset
 from surrogates.data.windows import WindowSampler, channel_statistics, split_trajectories
 
 
@@ -43,7 +43,7 @@ def test_pdebench_split_takes_the_first_trajectories_of_each_file(sweep):
 
 def test_no_trajectory_left_to_train_is_an_error(tmp_path: Path):
     write_tensor(tmp_path / "tiny.hdf5", n=2, t=4, x=4)
-    with pytest.raises(ValueError, match="no trajectories left to train on"):
+    with pytest.raises(DatasetError, match=r"data.split: 2 trajectories leave none to train on"):
         split_trajectories(
             open_dataset(tmp_path / "tiny.hdf5"), method="random", val=0.1, test=0.1, seed=0
         )

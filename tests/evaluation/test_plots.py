@@ -151,6 +151,16 @@ def test_snapshots_3d_show_the_middle_slice(tmp_path):
     assert_png_of(path, figure)
 
 
+@pytest.mark.parametrize("shape", [(6, 16, 2), (5, 8, 6, 2), (3, 6, 5, 7, 2)])
+def test_snapshots_name_the_trajectory_and_label_the_colour_bars(shape):
+    prediction, truth = fields(shape)
+    title = "burgers.hdf5 trajectory 3 (Nu = 0.05)"
+    figure = snapshots_figure(prediction, truth, channel_names=["u", "v"], title=title)
+    assert figure.get_suptitle().startswith(title)
+    bars = [axes.get_ylabel() for axes in figure.axes if not axes.images]
+    assert bars == ["u", "|error| of u", "v", "|error| of v"]
+
+
 @pytest.mark.parametrize(
     ("shape", "kwargs", "message"),
     [

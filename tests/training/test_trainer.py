@@ -19,7 +19,7 @@ import pytest
 import wave_task
 
 from surrogates.config import load_experiment
-from surrogates.errors import TrainingError
+from surrogates.errors import Interrupted, TrainingError
 from surrogates.runs import read_jsonl
 from surrogates.training import Trainer
 from surrogates.training.checkpoints import Checkpoints
@@ -193,7 +193,7 @@ def test_freezing_holds_a_part_still_then_trains_it_and_resumes_exactly(tmp_path
 
     interrupted.validate = validate_then_stop
     first = Trainer(interrupted, experiment.train, folder, progress=False)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted in epoch 2; the checkpoint of epoch 1"):
         first.fit()
     first.close()
     resumed_task = wave_task.WaveTask(experiment)
