@@ -30,7 +30,7 @@ from rich.console import Console
 
 from surrogates.atomic import write_text
 from surrogates.config import Experiment, load_experiment
-from surrogates.errors import ConfigError
+from surrogates.errors import ConfigError, Interrupted, SurrogatesError, TrainingError, warn
 from surrogates.evaluation.results import comparison_rows, read_results, seed_rows
 from surrogates.evaluation.tables import markdown_table, rich_table, write_csv
 from surrogates.runs import new_folder
@@ -85,12 +85,15 @@ def run_suite(
     """Train and evaluate every experiment of the suite; returns the comparison folder.
 
     Every experiment is validated before any training starts, so a typo in the last one does
-    not cost the time of the first ones.
+    not cost the time of the first ones. A run that fails while training (a diverging loss, a
+    setting the data refutes) is warned of and listed in `comparison.md`; the others go on,
+    and the suite then ends with a `TrainingError` naming the failures.
     """
     suite = load_suite(path, overrides)
     planned = suite_runs(suite)
     console = Console(stderr=True)
     results: dict[str, list[xr.Dataset]] = {}
+    failed: list[tuple[str, str]] = []
     for experiments in planned:
         # The same experiment may be listed twice with other overrides: keep both rows.
         name, k = experiments[0].name, 1
@@ -102,11 +105,43 @@ def run_suite(
         for experiment in experiments:
             seed = f" (seed {experiment.train.seed})" if suite.seeded() else ""
             console.print(f"[bold]{suite.name}[/bold]: {experiment.name}{seed}")
-            folder = train(experiment, progress=progress)
+            try:
+                folder = train(experiment, progress=progress)
+            except Interrupted:
+                raise
+            except SurrogatesError as error:
+                # A diverging run costs its own row, not the runs before and after it.
+                warn(f"{label}{seed}: {error}")
+                failed.append((f"{label}{seed}", str(error)))
+                continue
             results[label].append(read_results(folder / "eval.nc"))
+    results = {label: runs for label, runs in results.items() if runs}
+    if not results:
+        raise TrainingError(f"{path}: every run of the suite failed (first: {failed[0][1]})")
+    out = _write_comparison(suite, results, failed, console)
+    if failed:
+        raise TrainingError(
+            f"{len(failed)} run(s) of the suite failed, the comparison of the others is in "
+            f"{out} (first: {failed[0][0]}: {failed[0][1]})"
+        )
+    return out
+
+
+def _write_comparison(
+    suite: Suite,
+    results: dict[str, list[xr.Dataset]],
+    failed: list[tuple[str, str]],
+    console: Console,
+) -> Path:
+    """`comparison.md` (with the failed runs listed under the table) and `comparison.csv` in
+    a new folder; the headline columns in the terminal."""
     rows = _rows(results, suite.seeded())
     out = new_folder(Path(suite.root) / "suites" / suite.name)
-    write_text(out / "comparison.md", f"# {suite.name}\n\n{markdown_table(rows)}\n")
+    text = f"# {suite.name}\n\n{markdown_table(rows)}\n"
+    if failed:
+        listed = "".join(f"- {label}: {error}\n" for label, error in failed)
+        text += f"\n## Failed runs (not in the table)\n\n{listed}"
+    write_text(out / "comparison.md", text)
     write_csv(rows, out / "comparison.csv")
     # The terminal shows the headline columns; the files hold every metric.
     headline = ("experiment", "model", "nrmse", "nrmse_last", "params", "train_seconds")

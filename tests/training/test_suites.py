@@ -47,3 +47,23 @@ def test_a_suite_with_seeds_reports_means_and_deviations(make_experiment, tmp_pa
     assert float(rows[0]["train_seconds"]) == pytest.approx(mean_time)
     # Persistence scores the same test split whatever the seed; one run has no deviation.
     assert float(rows[1]["nrmse_std"]) == 0.0 and rows[2]["nrmse_std"] == ""
+
+
+def test_a_failing_run_is_listed_and_the_others_go_on(make_experiment, tmp_path, capsys):
+    good = make_experiment("good")
+    bad = make_experiment("bad")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"name: mixed\nroot: {tmp_path / 'runs'}\noverrides: [train.epochs=1]\n"
+        f"experiments:\n  - path: {bad}\n    overrides: [train.optimizer.lr=0.6]\n  - {good}\n"
+    )
+    assert main(["benchmark", str(suite), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "warning: bad: training diverged: val_nrmse is inf after epoch 1" in err
+    (line,) = [line for line in err.splitlines() if line.startswith("surrogates benchmark:")]
+    assert "error: 1 run(s) of the suite failed, the comparison of the others is in" in line
+    (out,) = (tmp_path / "runs" / "suites" / "mixed").iterdir()
+    with (out / "comparison.csv").open() as f:
+        assert [r["experiment"] for r in csv.DictReader(f)] == ["good", "good"]
+    text = (out / "comparison.md").read_text()
+    assert "## Failed runs (not in the table)\n\n- bad: training diverged" in text
