@@ -222,15 +222,22 @@ class TrajectoryDataset:
         """
         file, row = self._rows[_checked_index(i, len(self))]
         handle, info = self._handles[file], self._infos[file]
-        if static:
-            return self._layout.read_static(handle, info, int(row), self._stride_x)
         st = self._stride_t
         time = slice(None, None, st)
         if frames != slice(None):
             # Strided frame k is file frame k * stride_t: read just the frames asked for.
             start, stop, _ = frames.indices(self.fields.shape[1])
             time = slice(start * st, stop * st, st)
-        return self._layout.read_fields(handle, info, int(row), time, self._stride_x)
+        try:
+            if static:
+                return self._layout.read_static(handle, info, int(row), self._stride_x)
+            return self._layout.read_fields(handle, info, int(row), time, self._stride_x)
+        except OSError as error:
+            # HDF5 found the file's structure intact but this trajectory's bytes damaged.
+            raise DatasetError(
+                f"{self.files[file]}: trajectory {int(row)} unreadable, the file is damaged "
+                f"({error})"
+            ) from None
 
     def read_window(self, i: int, start: int, length: int) -> np.ndarray:
         """Frames `start .. start + length - 1` of trajectory `i`: `(length, *X, C)`, reading

@@ -398,3 +398,24 @@ def test_a_trailing_channel_axis_is_a_shape_error(tmp_path: Path, key: str):
         "and y-coordinates for 2D, (N, T, X, Y, Z) with x-, y- and z-coordinates for 3D (one "
         "axis per coordinate, no channel axis)"
     )
+
+
+def test_a_damaged_trajectory_is_named(tmp_path: Path):
+    # Compressed chunks, one per trajectory: the second one's bytes overwritten on disk.
+    path = tmp_path / "adv.hdf5"
+    write_tensor(path, n=3, t=9, x=16)
+    with h5py.File(path, "a") as f:
+        tensor = f["tensor"][()]
+        del f["tensor"]
+        f.create_dataset("tensor", data=tensor, chunks=(1, 9, 16), compression="gzip")
+    with h5py.File(path) as f:
+        chunk = f["tensor"].id.get_chunk_info(1)
+    with path.open("r+b") as f:
+        f.seek(chunk.byte_offset)
+        f.write(b"\xff" * chunk.size)
+    ds = open_dataset(path)
+    np.testing.assert_array_equal(ds.fields[0], tensor[0, ..., None])
+    with pytest.raises(
+        DatasetError, match=r"adv.hdf5: trajectory 1 unreadable, the file is damaged"
+    ):
+        ds.fields[1]
