@@ -19,5 +19,8 @@ from surrogates.models.registry import summary as summary
 from surrogates.models.registry import wrapper as wrapper
 from surrogates.models.registry import wrapper_summary as wrapper_summary
 from surrogates.models.registry import wrappers as wrappers
+from surrogates.models.sinenet import SineNet as SineNet
 from surrogates.models.spectral import SpectralConv as SpectralConv
 from surrogates.models.stack import build_stack as build_stack
+from surrogates.models.unet import ModernUNet as ModernUNet
+from surrogates.models.unet import UNet as UNet
