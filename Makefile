@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/surrogates train experiments/quickstart.yaml
 
+# One worker per core, each test file on one worker (so a file's module fixtures, a compiled
+# model for instance, are built once): most of the suite's time is XLA compiling, which uses
+# one core.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -50,7 +50,9 @@ from surrogates.models.registry import register
 
 class ConvBlock(nnx.Module):
     """Post-norm double convolution, `(B, *X, in) -> (B, *X, out)`: conv3x3 -> GroupNorm(1)
-    -> activation, twice."""
+    -> activation, twice. Conditioned (`conditioning` "add" or "adagn" with an embedding of
+    `embedding` channels), a linear map of the embedding is added to the first half's
+    output, or scales and shifts it: `h * (1 + scale) + shift`."""
 
     def __init__(
         self,
@@ -60,19 +62,36 @@ class ConvBlock(nnx.Module):
         *,
         norm: bool,
         act: Callable[[jax.Array], jax.Array],
+        conditioning: str = "none",
+        embedding: int = 0,
         rngs: nnx.Rngs,
     ):
         self.conv1 = Conv(in_channels, out_channels, 3, periodic, rngs=rngs)
         self.conv2 = Conv(out_channels, out_channels, 3, periodic, rngs=rngs)
         self.norm1 = group_norm(out_channels, 1, rngs=rngs) if norm else None
         self.norm2 = group_norm(out_channels, 1, rngs=rngs) if norm else None
+        width = 2 * out_channels if conditioning == "adagn" else out_channels
+        conditioned = conditioning != "none"
+        self.condition = pointwise(embedding, width, rngs=rngs) if conditioned else None
         self.act = act
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, embedding: jax.Array | None = None) -> jax.Array:
+        """x: (B, *X, in), embedding: (B, E) if conditioned -> (B, *X, out)."""
         h = self.conv1(x)
         h = self.act(self.norm1(h) if self.norm1 is not None else h)
+        if self.condition is not None:
+            h = _condition(h, self.condition(embedding))
         h = self.conv2(h)
         return self.act(self.norm2(h) if self.norm2 is not None else h)
+
+
+def _condition(h: jax.Array, values: jax.Array) -> jax.Array:
+    """h (B, *X, C) plus values (B, C), or scaled and shifted by values (B, 2C)."""
+    values = values.reshape(values.shape[0], *(1,) * (h.ndim - 2), values.shape[-1])
+    if values.shape[-1] == h.shape[-1]:
+        return h + values
+    scale, shift = jnp.split(values, 2, axis=-1)
+    return h * (1 + scale) + shift
 
 
 class Down(nnx.Module):
@@ -98,13 +117,16 @@ class Down(nnx.Module):
         self.shortcut = pointwise(in_channels, out_channels, rngs=rngs) if residual else None
         self.joins, self.disentangle = joins, disentangle
 
-    def __call__(self, dx: jax.Array, h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def __call__(
+        self, dx: jax.Array, h: jax.Array, embedding: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array]:
         """dx: the wave input at the level above; h: (B, *X, in) -> both at X/2, h with
         `out` channels."""
         if self.disentangle:
             dx = avg_pool2x(dx)
         h = avg_pool2x(h)
-        return dx, _blocks(self.blocks, self.shortcut, h, extra=dx if self.joins else None)
+        extra = dx if self.joins else None
+        return dx, _blocks(self.blocks, self.shortcut, h, embedding, extra=extra)
 
 
 class Up(nnx.Module):
@@ -127,16 +149,19 @@ class Up(nnx.Module):
         self.shortcut = pointwise(in_channels, out_channels, rngs=rngs) if residual else None
         self.periodic = periodic
 
-    def __call__(self, low: jax.Array, skip: jax.Array) -> jax.Array:
+    def __call__(
+        self, low: jax.Array, skip: jax.Array, embedding: jax.Array | None = None
+    ) -> jax.Array:
         """low: (B, *X/2, in), skip: (B, *X, out) -> (B, *X, out)."""
         h = upsample_cubic2x(low, self.periodic)
-        return _blocks(self.blocks, self.shortcut, h, before=skip)
+        return _blocks(self.blocks, self.shortcut, h, embedding, before=skip)
 
 
 def _blocks(
     blocks: Sequence[ConvBlock],
     shortcut: nnx.Linear | None,
     h: jax.Array,
+    embedding: jax.Array | None,
     *,
     extra: jax.Array | None = None,
     before: jax.Array | None = None,
@@ -146,7 +171,7 @@ def _blocks(
     parts = [p for p in (before, h, extra) if p is not None]
     x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else h
     for k, block in enumerate(blocks):
-        out = block(x if k == 0 else h)
+        out = block(x if k == 0 else h, embedding)
         if shortcut is not None:
             out = out + (shortcut(h) if k == 0 else h)
         h = out
@@ -186,15 +211,15 @@ class Wave(nnx.Module):
             [Up(widths[k + 1], widths[k], periodic=periodic, **common) for k in reversed(levels)]
         )
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        """x: (B, *X, widths[0]) -> the same shape."""
+    def __call__(self, x: jax.Array, embedding: jax.Array | None = None) -> jax.Array:
+        """x: (B, *X, widths[0]), embedding: (B, E) if conditioned -> the same shape."""
         skips, dx = [x], x
         for down in self.down:
-            dx, h = down(dx, skips[-1])
+            dx, h = down(dx, skips[-1], embedding)
             skips.append(h)
         h = skips.pop()
         for up in self.up:
-            h = up(h, skips.pop())
+            h = up(h, skips.pop(), embedding)
         return h
 
 
@@ -213,7 +238,15 @@ class SineNet(nnx.Module):
     - `disentangle`: feed the pooled wave input to every level below the first.
     - `residual`: the 1x1 residuals of the levels; `wave_residual`: `x + wave(x)`.
     - `norm`: GroupNorm(1) in the ConvBlocks; `activation`: gelu (torch's exact), relu, silu.
-    - `boundary`: the data's boundary per axis (given by the engine).
+    - `conditioning`: `none`, or the published conditioned variants on the PDE parameters:
+      each parameter's sinusoidal embedding (C features, periods up to 1e4) goes through an
+      MLP C -> 4C -> 4C, the sum over parameters is the embedding every ConvBlock adds
+      (`add`) or scales and shifts by (`adagn`) after its first convolution. The published
+      models embed the time step Δt the same way; the engine steps one fixed Δt, so that
+      constant embedding is left out (with one parameter the parameter count is the
+      published time-conditioned model's).
+    - `boundary`, `n_params`: the data's boundary per axis and its number of PDE parameters
+      (given by the engine).
     """
 
     def __init__(
@@ -233,16 +266,38 @@ class SineNet(nnx.Module):
         wave_residual: bool = True,
         norm: bool = True,
         activation: str = "gelu",
+        conditioning: str = "none",
         boundary: Sequence[str] | None = None,
+        n_params: int = 0,
         rngs: nnx.Rngs,
     ):
         _check_sizes(spatial_dims, num_waves, num_layers, num_blocks)
+        _check_conditioning(conditioning, n_params)
         act = _activation(activation)
         periodic = periodic_axes(padding, spatial_dims, boundary)
         widths = [int(hidden_channels * mult**k) for k in range(num_layers + 1)]
+        embedding = 4 * hidden_channels
 
         def block(width_in: int, width_out: int) -> ConvBlock:
-            return ConvBlock(width_in, width_out, periodic, norm=norm, act=act, rngs=rngs)
+            return ConvBlock(
+                width_in,
+                width_out,
+                periodic,
+                norm=norm,
+                act=act,
+                conditioning=conditioning,
+                embedding=embedding,
+                rngs=rngs,
+            )
+
+        self.embedders = nnx.List(
+            []
+            if conditioning == "none"
+            else [
+                ParameterEmbedding(hidden_channels, embedding, act, rngs=rngs)
+                for _ in range(n_params)
+            ]
+        )
 
         self.lifting = Conv(in_channels, hidden_channels, 3, periodic, rngs=rngs)
         self.waves = nnx.List(
@@ -267,21 +322,79 @@ class SineNet(nnx.Module):
 
     @classmethod
     def example(cls, spatial_dims: int) -> dict[str, Any] | None:
-        """A small instance: one wave of 2 levels, 4 channels at the top (quick to compile;
-        the tests of `sinenet` run several waves)."""
-        return {"hidden_channels": 4, "num_waves": 1, "num_layers": 2, "mult": 1.5}
+        """A small instance: one wave of 2 levels, 4 channels at the top, scale-shift
+        conditioned on the PDE parameters (quick to compile; the tests of `sinenet` run
+        several waves)."""
+        arguments = {"hidden_channels": 4, "num_waves": 1, "num_layers": 2, "mult": 1.5}
+        return {**arguments, "conditioning": "adagn"}
 
     def check_grid(self, spatial_shape: tuple[int, ...]) -> None:
         """One axis per `spatial_dims`, each halving `num_layers` times."""
         check_levels("sinenet", self.spatial_dims, self.num_layers, spatial_shape)
 
     def __call__(self, x: jax.Array, *, pde_params: jax.Array | None = None) -> jax.Array:
-        """x: (B, *X, in_channels) -> (B, *X, out_channels); `pde_params` are ignored."""
+        """x: (B, *X, in_channels), pde_params: (B, P), used if conditioned -> (B, *X,
+        out_channels)."""
         check_input(x, self.spatial_dims, self.in_channels)
+        embedding = None
+        if len(self.embedders):
+            if pde_params is None or pde_params.shape[-1] != len(self.embedders):
+                raise ValueError(
+                    f"sinenet: conditioned on {len(self.embedders)} PDE parameters, got "
+                    f"{None if pde_params is None else pde_params.shape}"
+                )
+            embedding = sum(embed(pde_params[:, k]) for k, embed in enumerate(self.embedders))
         x = self.lifting(x)
         for wave in self.waves:
-            x = x + wave(x) if self.wave_residual else wave(x)
+            x = x + wave(x, embedding) if self.wave_residual else wave(x, embedding)
         return self.projection(x)
+
+
+class ParameterEmbedding(nnx.Module):
+    """One PDE parameter's embedding, `(B,) -> (B, E)`: sinusoidal features of `features`
+    periods (`sinusoidal_embedding`), then Linear -> activation -> Linear."""
+
+    def __init__(
+        self,
+        features: int,
+        width: int,
+        act: Callable[[jax.Array], jax.Array],
+        *,
+        rngs: nnx.Rngs,
+    ):
+        self.first = pointwise(features, width, rngs=rngs)
+        self.second = pointwise(width, width, rngs=rngs)
+        self.features, self.act = features, act
+
+    def __call__(self, values: jax.Array) -> jax.Array:
+        return self.second(self.act(self.first(sinusoidal_embedding(values, self.features))))
+
+
+def sinusoidal_embedding(values: jax.Array, features: int, max_period: float = 1e4) -> jax.Array:
+    """`(B,) -> (B, features)`: cosines then sines of `values` times frequencies from 1 down
+    to `1 / max_period` (geometric), a zero column appended for an odd count."""
+    half = features // 2
+    frequencies = jnp.exp(-jnp.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+    angles = values[:, None].astype(jnp.float32) * frequencies
+    parts = [jnp.cos(angles), jnp.sin(angles)]
+    if features % 2:
+        parts.append(jnp.zeros_like(angles[:, :1]))
+    return jnp.concatenate(parts, axis=-1)
+
+
+CONDITIONINGS = ("none", "add", "adagn")
+
+
+def _check_conditioning(conditioning: str, n_params: int) -> None:
+    if conditioning not in CONDITIONINGS:
+        raise ModelError(
+            f"sinenet: conditioning must be one of {', '.join(CONDITIONINGS)}, got {conditioning!r}"
+        )
+    if conditioning != "none" and n_params < 1:
+        raise ModelError(
+            f"sinenet: conditioning {conditioning!r} needs PDE parameters, and the data gives "
+            "none (data.params)"
+        )
 
 
 def _check_sizes(spatial_dims: int, num_waves: int, num_layers: int, num_blocks: int) -> None:

@@ -17,6 +17,7 @@ from surrogates.errors import ModelError
 from surrogates.models import SineNet, build
 from surrogates.models.contract import check_grid
 from surrogates.models.convolution import avg_pool2x, torch_uniform, upsample_cubic2x
+from surrogates.models.sinenet import sinusoidal_embedding
 
 
 def parameters(model: nnx.Module) -> int:
@@ -205,3 +206,43 @@ def test_torch_initialisation_is_uniform_and_reproducible():
     # Traced (as under nnx.eval_shape), JAX draws from the same distribution.
     traced = np.asarray(jax.jit(lambda key: init(key, (64, 64)))(jax.random.key(0)))
     assert np.abs(traced).max() <= bound and abs(traced.std() - first.std()) < 0.02 * bound
+
+
+@pytest.mark.parametrize(
+    ("conditioning", "published"), [("adagn", 40_242_811), ("add", 37_905_139)]
+)
+def test_conditioned_variants_count_as_published(conditioning, published):
+    # The published sinenet8-adagn / -add (one frame of 3 fields, 3 out) embed the time step;
+    # here one PDE parameter takes that embedding's place, with the same layers.
+    arguments = {"in_channels": 3, "out_channels": 3, "n_params": 1}
+    assert count("sinenet8", conditioning=conditioning, **arguments) == published
+
+
+def test_sinusoidal_embedding_is_cosines_then_sines():
+    values = np.array([0.0, 0.5, -2.0])
+    got = np.asarray(sinusoidal_embedding(jnp.asarray(values), 7))
+    frequencies = 1e4 ** (-np.arange(3) / 3)
+    expected = np.concatenate(
+        [np.cos(np.outer(values, frequencies)), np.sin(np.outer(values, frequencies))], 1
+    )
+    np.testing.assert_allclose(got[:, :6], expected, atol=1e-6)
+    np.testing.assert_array_equal(got[:, 6], 0.0)
+
+
+def test_conditioning_makes_the_output_depend_on_the_parameters():
+    x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 16, 3)), jnp.float32)
+    same = jnp.array([[0.3, 1.0], [0.3, 1.0]])
+    other = jnp.array([[0.3, 1.0], [-0.7, 1.0]])
+    for conditioning in ("add", "adagn"):
+        run = jax.jit(small(spatial_dims=1, conditioning=conditioning, n_params=2))
+        first, second = run(x, pde_params=same), run(x, pde_params=other)
+        np.testing.assert_array_equal(first[0], second[0])  # each sample its own parameters
+        assert not np.allclose(first[1], second[1], atol=1e-4)
+    unconditioned = small(spatial_dims=1)
+    np.testing.assert_array_equal(
+        unconditioned(x, pde_params=same), unconditioned(x, pde_params=other)
+    )
+    with pytest.raises(ModelError, match="conditioning 'adagn' needs PDE parameters"):
+        small(conditioning="adagn")
+    with pytest.raises(ModelError, match="conditioning must be one of none, add, adagn"):
+        small(conditioning="film", n_params=1)
