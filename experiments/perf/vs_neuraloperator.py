@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from side_by_side import interleaved, jax_runs, print_rows, torch_runs
 
 from surrogates.models import registry
-from surrogates.training.steps import model_value_and_grad
 
 
 @dataclass(frozen=True)
@@ -55,12 +51,9 @@ def variants(modes: int, hidden: int, layers: int, rank: float) -> list[Variant]
     ]
 
 
-def ours(
-    variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches: list[int]
-):
+def ours(variant: Variant, batch: int, size: int, channels: tuple[int, int], parts: list[int]):
     """Compiled train steps (one per micro-batch count) and forward of our model, and its
-    parameter count.
-    """
+    parameter count."""
     model = registry.build(
         variant.name,
         in_channels=channels[0],
@@ -68,56 +61,14 @@ def ours(
         rngs=nnx.Rngs(0),
         **variant.arguments,
     )
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = optax.adam(1e-3)
-    opt_state = tx.init(params)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(batch, size, size, channels[0])), jnp.float32)
     y = jnp.asarray(rng.normal(size=(batch, size, size, channels[1])), jnp.float32)
-
-    def loss_of(model, batch):
-        x, y = batch
-        return jnp.mean(jnp.square(model(x) - y))
-
-    def train_step(params, opt_state, x, y, *, parts: int):
-        # The engine's gradient: micro-batched, weights prepared once per step.
-        loss, grads = model_value_and_grad(graphdef, loss_of, parts)(params, (x, y), rest)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    @jax.jit
-    def forward(params, x):
-        return nnx.merge(graphdef, params, rest)(x)
-
-    state = {"params": params, "opt": opt_state}
-
-    def trainer(parts: int) -> Callable[[int], None]:
-        # Parameters and optimiser state updated in place, as the engine's step and torch's
-        # optimiser do.
-        compiled = jax.jit(partial(train_step, parts=parts), donate_argnums=(0, 1))
-
-        def train(steps: int) -> None:
-            for _ in range(steps):
-                state["params"], state["opt"], loss = compiled(state["params"], state["opt"], x, y)
-            loss.block_until_ready()
-
-        return train
-
-    def infer(steps: int) -> None:
-        for _ in range(steps):
-            out = forward(state["params"], x)
-        out.block_until_ready()
-
-    count = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
-    return {parts: trainer(parts) for parts in micro_batches}, infer, count
+    return jax_runs(model, optax.adam(1e-3), x, y, parts)
 
 
-def theirs(
-    variant: Variant, batch: int, size: int, channels: tuple[int, int], micro_batches: list[int]
-):
-    """neuraloperator's train steps (gradients accumulated over each count of micro-batches)
-    and forward of the same architecture, and its count.
-    """
+def theirs(variant: Variant, batch: int, size: int, channels: tuple[int, int], parts: list[int]):
+    """neuraloperator's train steps and forward of the same architecture, and its count."""
     import torch
     from neuralop import models
     from neuralop.utils import count_model_params
@@ -128,61 +79,7 @@ def theirs(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, channels[0], size, size)
     y = torch.randn(batch, channels[1], size, size)
-
-    def trainer(parts: int) -> Callable[[int], None]:
-        def train(steps: int) -> None:
-            model.train()
-            for _ in range(steps):
-                optimizer.zero_grad(set_to_none=True)
-                for x_part, y_part in zip(x.chunk(parts), y.chunk(parts), strict=True):
-                    loss = torch.mean(torch.square(model(x_part) - y_part)) / parts
-                    loss.backward()
-                optimizer.step()
-
-        return train
-
-    def infer(steps: int) -> None:
-        model.eval()
-        with torch.no_grad():
-            for _ in range(steps):
-                model(x)
-
-    return {parts: trainer(parts) for parts in micro_batches}, infer, count_model_params(model)
-
-
-def interleaved(
-    tasks: dict[str, tuple[Callable[[int], None], Callable[[int], None]]],
-    *,
-    rounds: int,
-    steps: int,
-    pause: float,
-) -> dict[str, tuple[float, float]]:
-    """Median seconds per step of ours and theirs for every task, after one warm-up each.
-
-    Every round times every task of both libraries, so all tasks sample the same machine
-    states and rows can be compared with each other (the best of one library against the
-    best of the other), not only within a row: on a shared machine throughput drifts by
-    10-20% within minutes. Which library goes first alternates from round to round. Each
-    timing starts after `pause` seconds of idling: the threads of one library keep spinning
-    for a while after its last operation (PyTorch's OpenMP pool does), and would otherwise
-    slow down whatever runs next.
-    """
-    for ours_run, theirs_run in tasks.values():
-        ours_run(2)
-        theirs_run(2)
-    times: dict[str, tuple[list[float], list[float]]] = {task: ([], []) for task in tasks}
-    for round_ in range(rounds):
-        for task, runs in tasks.items():
-            order = (0, 1) if round_ % 2 == 0 else (1, 0)
-            for side in order:
-                time.sleep(pause)
-                start = time.perf_counter()
-                runs[side](steps)
-                times[task][side].append((time.perf_counter() - start) / steps)
-    return {
-        task: (statistics.median(ours), statistics.median(theirs))
-        for task, (ours, theirs) in times.items()
-    }
+    return (*torch_runs(model, optimizer, x, y, parts), count_model_params(model))
 
 
 def main() -> None:
@@ -216,7 +113,7 @@ def main() -> None:
         f"n_modes ({args.modes}, {args.modes}), {args.layers} layers; "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
-    header = f"{'model':<18} {'params':>9} {'task':<12} {'ours/s':>9} {'theirs/s':>9} {'ratio':>6}"
+    header = f"{'model':<18} {'params':>10} {'task':<12} {'ours/s':>9} {'theirs/s':>9} {'ratio':>6}"
     print(header)
     for variant in variants(args.modes, args.hidden, args.layers, args.rank):
         parts = args.micro_batches
@@ -231,19 +128,7 @@ def main() -> None:
         tasks = {f"train in {m}": (our_train[m], their_train[m]) for m in parts}
         tasks["inference"] = (our_infer, their_infer)
         seconds = interleaved(tasks, rounds=args.rounds, steps=args.steps, pause=args.pause)
-        for task, (fast, slow) in seconds.items():
-            print(
-                f"{variant.label:<18} {our_count:>9} {task:<12} {args.batch / fast:>9.1f} "
-                f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}"
-            )
-        training = [task for task in seconds if task.startswith("train")]
-        ours_best = min(training, key=lambda task: seconds[task][0])
-        theirs_best = min(training, key=lambda task: seconds[task][1])
-        fast, slow = seconds[ours_best][0], seconds[theirs_best][1]
-        print(
-            f"{variant.label:<18} {our_count:>9} {'train, best':<12} {args.batch / fast:>9.1f} "
-            f"{args.batch / slow:>9.1f} {slow / fast:>6.2f}   ({ours_best} against {theirs_best})"
-        )
+        print_rows(variant.label, our_count, args.batch, seconds, width=18)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ for the same weights, `tests/models/test_sinenet.py`). For each setting (hidden 
 grid) both models are built with equal parameter counts (checked) and timed as
 `vs_neuraloperator.py` times the FNO: training steps (AdamW, MSE) with the batch whole ("train
 in 1", what a user's own loop runs) and as micro-batches, and inference, every round timing
-every task of both libraries (`interleaved`). Prints samples per second and the ratio ours /
+every task of both libraries (`side_by_side.interleaved`). Prints samples per second and the ratio ours /
 PyTorch (higher is faster here), and the best training row of each library against the
 other's. INS-like channels: 12 in (4 frames of 3 fields), 3 out. Needs the `compare` extra:
 
@@ -20,68 +20,31 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-from collections.abc import Callable
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from side_by_side import interleaved, jax_runs, print_rows, torch_runs
 from torch_sinenet import TorchSineNet
-from vs_neuraloperator import interleaved
 
 from surrogates.models import SineNet
-from surrogates.training.steps import model_value_and_grad
 
 CHANNELS = (12, 3)
 MULTS = {2: 1.8075, 4: 1.611, 6: 1.5, 8: 1.425}  # the paper's width growth per wave count
 
-Runs = tuple[dict[int, Callable[[int], None]], Callable[[int], None], int]
 
-
-def ours(settings: dict, batch: int, size: int, micro_batches: list[int]) -> Runs:
+def ours(settings: dict, batch: int, size: int, parts: list[int]):
     """Compiled train steps (one per micro-batch count) and forward here; parameter count."""
     model = SineNet(*CHANNELS, **settings, rngs=nnx.Rngs(0))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = optax.adamw(1e-3, weight_decay=1e-5)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(batch, size, size, CHANNELS[0])), jnp.float32)
     y = jnp.asarray(rng.normal(size=(batch, size, size, CHANNELS[1])), jnp.float32)
-
-    def loss_of(model, batch):
-        x, y = batch
-        return jnp.mean(jnp.square(model(x) - y))
-
-    def train_step(params, opt_state, x, y, *, parts: int):
-        loss, grads = model_value_and_grad(graphdef, loss_of, parts)(params, (x, y), rest)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    state = {"params": params, "opt": tx.init(params)}
-
-    def trainer(parts: int) -> Callable[[int], None]:
-        compiled = jax.jit(partial(train_step, parts=parts), donate_argnums=(0, 1))
-
-        def train(steps: int) -> None:
-            for _ in range(steps):
-                state["params"], state["opt"], loss = compiled(state["params"], state["opt"], x, y)
-            loss.block_until_ready()
-
-        return train
-
-    forward = jax.jit(lambda params, x: nnx.merge(graphdef, params, rest)(x))
-
-    def infer(steps: int) -> None:
-        for _ in range(steps):
-            out = forward(state["params"], x)
-        out.block_until_ready()
-
-    count = sum(np.size(leaf) for leaf in jax.tree.leaves(params))
-    return {parts: trainer(parts) for parts in micro_batches}, infer, count
+    return jax_runs(model, optax.adamw(1e-3, weight_decay=1e-5), x, y, parts)
 
 
-def theirs(settings: dict, batch: int, size: int, micro_batches: list[int]) -> Runs:
+def theirs(settings: dict, batch: int, size: int, parts: list[int]):
     """PyTorch's train steps (gradients accumulated over the micro-batches) and forward."""
     import torch
 
@@ -90,27 +53,8 @@ def theirs(settings: dict, batch: int, size: int, micro_batches: list[int]) -> R
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-5)
     x = torch.randn(batch, CHANNELS[0], size, size)
     y = torch.randn(batch, CHANNELS[1], size, size)
-
-    def trainer(parts: int) -> Callable[[int], None]:
-        def train(steps: int) -> None:
-            model.train()
-            for _ in range(steps):
-                optimizer.zero_grad(set_to_none=True)
-                for x_part, y_part in zip(x.chunk(parts), y.chunk(parts), strict=True):
-                    loss = torch.mean(torch.square(model(x_part) - y_part)) / parts
-                    loss.backward()
-                optimizer.step()
-
-        return train
-
-    def infer(steps: int) -> None:
-        model.eval()
-        with torch.no_grad():
-            for _ in range(steps):
-                model(x)
-
     count = sum(p.numel() for p in model.parameters())
-    return {parts: trainer(parts) for parts in micro_batches}, infer, count
+    return (*torch_runs(model, optimizer, x, y, parts), count)
 
 
 def main() -> None:
@@ -131,7 +75,7 @@ def main() -> None:
         f"({torch.get_num_threads()} threads); batch {args.batch}, channels {CHANNELS}; "
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
-    print(f"{'model':<24} {'params':>10} {'task':<12} {'ours/s':>8} {'torch/s':>8} {'ratio':>6}")
+    print(f"{'model':<24} {'params':>10} {'task':<12} {'ours/s':>9} {'torch/s':>9} {'ratio':>6}")
     for hidden, waves, size in itertools.product(args.hidden, args.waves, args.size):
         settings = {"hidden_channels": hidden, "num_waves": waves, "mult": MULTS[waves]}
         label = f"C{hidden} K{waves} {size}^2"
@@ -143,19 +87,7 @@ def main() -> None:
         tasks = {f"train in {m}": (our_train[m], their_train[m]) for m in parts}
         tasks["inference"] = (our_infer, their_infer)
         seconds = interleaved(tasks, rounds=args.rounds, steps=args.steps, pause=args.pause)
-        for task, (fast, slow) in seconds.items():
-            print(
-                f"{label:<24} {our_count:>10} {task:<12} {args.batch / fast:>8.2f} "
-                f"{args.batch / slow:>8.2f} {slow / fast:>6.2f}"
-            )
-        training = [task for task in seconds if task.startswith("train")]
-        ours_best = min(training, key=lambda task: seconds[task][0])
-        theirs_best = min(training, key=lambda task: seconds[task][1])
-        fast, slow = seconds[ours_best][0], seconds[theirs_best][1]
-        print(
-            f"{label:<24} {our_count:>10} {'train, best':<12} {args.batch / fast:>8.2f} "
-            f"{args.batch / slow:>8.2f} {slow / fast:>6.2f}   ({ours_best} against {theirs_best})"
-        )
+        print_rows(label, our_count, args.batch, seconds, width=24)
 
 
 if __name__ == "__main__":

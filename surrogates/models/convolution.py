@@ -311,3 +311,23 @@ def max_pool2x(x: jax.Array) -> jax.Array:
     split = [n for size in grid for n in (size // 2, 2)]
     blocks = x.reshape(batch, *split, channels)
     return blocks.max(axis=tuple(range(2, 2 * len(grid) + 1, 2)))
+
+
+def layer_options(
+    model: str,
+    spatial_dims: int,
+    activation_name: str,
+    padding: str,
+    boundary: Sequence[str] | None,
+    dims: tuple[int, ...] = (1, 2, 3),
+) -> tuple[Callable[[jax.Array], jax.Array], tuple[bool, ...]]:
+    """A convolutional model's `(activation, periodic axes)` from its options, or
+    `ModelError` prefixed with the model's name; `dims` are the spatial dimensions it
+    supports."""
+    if spatial_dims not in dims:
+        supported = ", ".join(map(str, dims))
+        raise ModelError(f"{model}: spatial_dims must be one of {supported}, got {spatial_dims}")
+    try:
+        return activation(activation_name), periodic_axes(padding, spatial_dims, boundary)
+    except ModelError as error:
+        raise ModelError(f"{model}: {error}") from None

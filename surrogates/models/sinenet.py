@@ -36,12 +36,11 @@ from flax import nnx
 from surrogates.errors import ModelError
 from surrogates.models.convolution import (
     Conv,
-    activation,
     avg_pool2x,
     check_input,
     check_levels,
     group_norm,
-    periodic_axes,
+    layer_options,
     pointwise,
     upsample_cubic2x,
 )
@@ -271,10 +270,11 @@ class SineNet(nnx.Module):
         n_params: int = 0,
         rngs: nnx.Rngs,
     ):
-        _check_sizes(spatial_dims, num_waves, num_layers, num_blocks)
+        _check_sizes(num_waves, num_layers, num_blocks)
         _check_conditioning(conditioning, n_params)
-        act = _activation(activation)
-        periodic = periodic_axes(padding, spatial_dims, boundary)
+        act, periodic = layer_options(
+            "sinenet", spatial_dims, activation, padding, boundary, dims=(1, 2)
+        )
         widths = [int(hidden_channels * mult**k) for k in range(num_layers + 1)]
         embedding = 4 * hidden_channels
 
@@ -397,21 +397,12 @@ def _check_conditioning(conditioning: str, n_params: int) -> None:
         )
 
 
-def _check_sizes(spatial_dims: int, num_waves: int, num_layers: int, num_blocks: int) -> None:
-    if spatial_dims not in (1, 2):
-        raise ModelError(f"sinenet: spatial_dims must be 1 or 2, got {spatial_dims}")
+def _check_sizes(num_waves: int, num_layers: int, num_blocks: int) -> None:
     for name, value in (("num_waves", num_waves), ("num_layers", num_layers)):
         if value < 1:
             raise ModelError(f"sinenet: {name} must be at least 1, got {value}")
     if num_blocks < 1:
         raise ModelError(f"sinenet: num_blocks must be at least 1, got {num_blocks}")
-
-
-def _activation(name: str) -> Callable[[jax.Array], jax.Array]:
-    try:
-        return activation(name)
-    except ModelError as error:
-        raise ModelError(f"sinenet: {error}") from None
 
 
 # The published models at about 35.5M parameters: fewer waves, wider levels.

@@ -32,11 +32,10 @@ from surrogates.models.convolution import (
     check_input,
     check_levels,
     group_norm,
+    layer_options,
     max_pool2x,
-    periodic_axes,
     pointwise,
 )
-from surrogates.models.convolution import activation as named_activation
 from surrogates.models.registry import register
 
 Activation = Callable[[jax.Array], jax.Array]
@@ -44,18 +43,6 @@ Activation = Callable[[jax.Array], jax.Array]
 # "group": one group, statistics over all channels (as SineNet's GroupNorm(1)); "instance":
 # one group per channel, each channel normalised on its own as BatchNorm does across a batch.
 UNET_NORMS = ("group", "instance")
-
-
-def _checked(
-    model: str, spatial_dims: int, act: str, padding: str, boundary: Sequence[str] | None
-) -> tuple[Activation, tuple[bool, ...]]:
-    """`(activation, periodic axes)`, or `ModelError` prefixed with the model's name."""
-    if spatial_dims not in (1, 2, 3):
-        raise ModelError(f"{model}: spatial_dims must be 1, 2 or 3, got {spatial_dims}")
-    try:
-        return named_activation(act), periodic_axes(padding, spatial_dims, boundary)
-    except ModelError as error:
-        raise ModelError(f"{model}: {error}") from None
 
 
 class DoubleConv(nnx.Module):
@@ -138,7 +125,7 @@ class UNet(nnx.Module):
         boundary: Sequence[str] | None = None,
         rngs: nnx.Rngs,
     ):
-        act, periodic = _checked("unet", spatial_dims, activation, padding, boundary)
+        act, periodic = layer_options("unet", spatial_dims, activation, padding, boundary)
         if norm is not None and norm not in UNET_NORMS:
             raise ModelError(f"unet: norm must be one of {(*UNET_NORMS, None)}, got {norm!r}")
         for name, value in (("init_features", init_features), ("num_layers", num_layers)):
@@ -295,7 +282,7 @@ class ModernUNet(nnx.Module):
         boundary: Sequence[str] | None = None,
         rngs: nnx.Rngs,
     ):
-        act, periodic = _checked("unet_mod", spatial_dims, activation, padding, boundary)
+        act, periodic = layer_options("unet_mod", spatial_dims, activation, padding, boundary)
         ch_mults = tuple(ch_mults)
         _check_widths(hidden_channels, ch_mults, n_blocks, norm)
 

@@ -62,6 +62,7 @@ class Trainer:
         self.checkpoints = Checkpoints(folder / "checkpoints") if folder is not None else None
         self.best = math.inf
         self.start_epoch = 0
+        self.logged_epoch = 0  # the last epoch with its line in metrics.jsonl
 
     def run_epoch(
         self, epoch: int, on_step: Callable[[float], None] | None = None
@@ -107,8 +108,8 @@ class Trainer:
                 for epoch in range(self.start_epoch, self.train.epochs):
                     self._epoch(epoch, bar, shown)
             except KeyboardInterrupt:
-                logged = read_jsonl(self.folder / "metrics.jsonl")
-                when = "after" if logged and logged[-1]["epoch"] == epoch + 1 else "in"
+                # Past the log line, the interrupt waited for the epoch's checkpoint.
+                when = "after" if self.logged_epoch == epoch + 1 else "in"
                 raise Interrupted(
                     f"interrupted {when} epoch {epoch + 1}; {self._kept()}; resume with "
                     f"`surrogates train --resume {self.folder}`"
@@ -213,6 +214,7 @@ class Trainer:
         }
         with deferred_interrupt():
             append_jsonl(self.folder / "metrics.jsonl", record)
+            self.logged_epoch = epoch + 1
         if not finite:
             # A model whose rollouts blow up is no result: stop as for a diverging loss.
             raise TrainingError(
