@@ -6,9 +6,10 @@ for the same weights, `tests/models/test_sinenet.py`). For each setting (hidden 
 grid) both models are built with equal parameter counts (checked) and timed as
 `vs_neuraloperator.py` times the FNO: training steps (AdamW, MSE) with the batch whole ("train
 in 1", what a user's own loop runs) and as micro-batches, and inference, every round timing
-every task of both libraries (`side_by_side.interleaved`). Prints samples per second and the ratio ours /
-PyTorch (higher is faster here), and the best training row of each library against the
-other's. INS-like channels: 12 in (4 frames of 3 fields), 3 out. Needs the `compare` extra:
+every task of both libraries (`side_by_side.interleaved`). Prints samples per second and
+the ratio ours / PyTorch (higher is faster here), and the best training row of each library
+against the other's. INS-like channels: 12 in (4 frames of 3 fields), 3 out. Needs the
+`compare` extra:
 
     .venv/bin/pip install -e ".[compare]"
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .venv/bin/python experiments/perf/vs_pytorch_sinenet.py \\

@@ -33,6 +33,7 @@ import numpy as np
 from flax import nnx
 
 from surrogates.errors import ModelError
+from surrogates.models.convolve import convolve
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),  # torch's nn.GELU()
@@ -97,6 +98,7 @@ class Conv(nnx.Module):
         init = torch_uniform(in_features * kernel_size**dims)
         self.periodic = tuple(bool(p) for p in periodic)
         self.half = kernel_size // 2
+        self.stride = stride
         self.conv = nnx.Conv(
             in_features,
             out_features,
@@ -110,9 +112,20 @@ class Conv(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.half:
-            x = pad(x, self.half, self.periodic)
-        return self.conv(x)
+        """x: (B, *X, in) -> (B, *X / stride, out)."""
+        half, stride = self.half, self.stride
+        # Periodic axes get their neighbours wrapped around, then (with stride 1) the zero
+        # padding every axis gets and a crop back: XLA runs a convolution that keeps its
+        # grid about 4x faster than an unpadded one (see `convolve`).
+        if half and any(self.periodic):
+            x = wrap(x, half, self.periodic)
+        if stride == 1:
+            y = convolve(x, self.conv.kernel[...], 1, (half,) * len(self.periodic))
+            y = crop(y, half, self.periodic) if half else y
+        else:
+            padding = tuple(0 if wraps else half for wraps in self.periodic)
+            y = convolve(x, self.conv.kernel[...], stride, padding)
+        return y if self.conv.bias is None else y + self.conv.bias[...]
 
 
 def pad(x: jax.Array, width: int, periodic: Sequence[bool], edge: bool = False) -> jax.Array:
@@ -124,6 +137,19 @@ def pad(x: jax.Array, width: int, periodic: Sequence[bool], edge: bool = False) 
         mode = "wrap" if wraps else ("edge" if edge else "constant")
         x = jnp.pad(x, widths, mode=mode)
     return x
+
+
+def wrap(x: jax.Array, width: int, periodic: Sequence[bool]) -> jax.Array:
+    """`x (B, *X, C)` with `width` cells wrapped around onto both sides of the axes
+    `periodic` marks; the other axes are left alone."""
+    widths = [(0, 0)] + [(width, width) if p else (0, 0) for p in periodic] + [(0, 0)]
+    return jnp.pad(x, widths, mode="wrap")
+
+
+def crop(x: jax.Array, width: int, axes: Sequence[bool]) -> jax.Array:
+    """`x (B, *X, C)` without `width` cells on both sides of the axes `axes` marks."""
+    index = [slice(None)] + [slice(width, -width) if a else slice(None) for a in axes]
+    return x[tuple(index)]
 
 
 def pointwise(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
