@@ -43,7 +43,13 @@ from jax.typing import ArrayLike
 from pydantic import Field, model_validator
 
 from surrogates.atomic import atomic_path
-from surrogates.data.generate.specs import TimeSpec, check_file_name, parameter_sweep, solved_chunks
+from surrogates.data.generate.specs import (
+    TimeSpec,
+    check_file_name,
+    parameter_sweep,
+    solved_chunks,
+    write_sample_groups,
+)
 from surrogates.schema import StrictModel
 
 # Courant number above which a step is not trusted (RK4's limit is 1.35, see above).
@@ -455,12 +461,8 @@ class NavierStokesRecipe(StrictModel):
                 pde=self.pde,
                 remedy="a finer solver.resolution",
             )
-            for first, block in blocks:
-                for offset, trajectory in enumerate(block):
-                    group = f.create_group(str(first + offset).zfill(4))
-                    group["data"] = trajectory[..., None]
-                    group["grid/x"] = nodes(size).astype(np.float32)
-                    group["grid/y"] = nodes(size).astype(np.float32)
-                    group["grid/t"] = times.astype(np.float32)
-                advance(len(block))
+            grid = {"x": nodes(size).astype(np.float32)}
+            grid.update(y=grid["x"], t=times.astype(np.float32))
+            fields = ((first, block[..., None]) for first, block in blocks)  # one channel
+            write_sample_groups(f, fields, grid, advance)
             f.attrs["generator"] = self.file_settings(values)

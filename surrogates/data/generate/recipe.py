@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Protocol, Self, cast
 
 from surrogates.data.generate.darcy import DarcyRecipe
+from surrogates.data.generate.diffusion_reaction import DiffusionReactionRecipe
 from surrogates.data.generate.navier_stokes import NavierStokesRecipe
 from surrogates.data.generate.pdebench1d import PDES, PDEBench1DRecipe
+from surrogates.data.generate.shallow_water import ShallowWaterRecipe
 from surrogates.errors import RecipeError
 from surrogates.schema import StrictModel, load_yaml, validate
 
@@ -68,6 +70,8 @@ def recipe_types() -> dict[str, type[StrictModel]]:
         **dict.fromkeys(PDES, PDEBench1DRecipe),
         "darcy": DarcyRecipe,
         "ns2d_vorticity": NavierStokesRecipe,
+        "diffreact2d": DiffusionReactionRecipe,
+        "swe2d": ShallowWaterRecipe,
     }
 
 

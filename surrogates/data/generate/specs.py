@@ -1,8 +1,9 @@
 """Pieces every recipe kind is built from, whatever its PDE.
 
 Schema parts (`GridSpec`, `TimeSpec`, `InitialConditionSpec`), the rules a recipe's parameter
-sweep and `file_name` follow (`parameter_sweep`, `check_file_name`), and the chunked solve
-with its divergence check that the time-dependent kinds write from (`solved_chunks`). No
+sweep and `file_name` follow (`parameter_sweep`, `check_file_name`), the chunked solve
+with its divergence check that the time-dependent kinds write from (`solved_chunks`), and
+PDEBench's per-sample groups they write (`write_sample_groups`). No
 recipe kind is imported here, so every kind can import this module.
 """
 
@@ -11,10 +12,11 @@ from __future__ import annotations
 import itertools
 import json
 import string
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated
 
+import h5py
 import numpy as np
 from pydantic import Field, model_validator
 
@@ -105,6 +107,34 @@ def check_finite(
             f"{target}: the {pde} solver diverged (NaN/Inf) for sample {sample} with "
             f"{json.dumps(values)}; nothing was written (try {remedy})"
         )
+
+
+def write_sample_groups(
+    f: h5py.File,
+    blocks: Iterable[tuple[int, np.ndarray]],
+    grid: Mapping[str, np.ndarray],
+    advance: Callable[[int], None],
+    attributes: Callable[[np.ndarray], Mapping[str, np.ndarray]] | None = None,
+) -> None:
+    """Write PDEBench's per-sample groups into the open file `f`.
+
+    blocks: `(first, block)` with block (B, T, *X, C), the trajectories of samples `first,
+    first + 1, ...` (as `solved_chunks` gives them). Sample i becomes group `str(i).zfill(4)`
+    with `data` (T, *X, C) and `grid/<name>` for every entry of `grid` (x, y, t, ...);
+    `attributes(indices)` gives per-sample group attributes, name -> (B,) values. `advance(B)`
+    is told of each block written.
+    """
+    for first, block in blocks:
+        indices = np.arange(first, first + len(block))
+        extra = attributes(indices) if attributes is not None else {}
+        for offset, trajectory in enumerate(block):
+            group = f.create_group(str(first + offset).zfill(4))
+            group["data"] = trajectory
+            for name, values in grid.items():
+                group[f"grid/{name}"] = values
+            for name, values in extra.items():
+                group.attrs[name] = values[offset]
+        advance(len(block))
 
 
 def solved_chunks(
