@@ -118,3 +118,28 @@ def write_well(path: Path, b=3, t=4, nx=6, ny=5) -> dict[str, np.ndarray]:
             bc = f.create_group(f"boundary_conditions/{name}")
             bc.attrs.update(associated_dims=[dim], bc_type=kind, sample_varying=False)
     return stored
+
+
+def write_pdearena(
+    path: Path, mode="train", n=3, nt=5, nx=8, ny=8, seed=4, buoyancy=None
+) -> dict[str, np.ndarray]:
+    """PDEArena Navier–Stokes 2D: group `mode` with `u`, `vx`, `vy` `(N, T, X, Y)` float64,
+    per-trajectory `t (N, T)`, `x (N, X)`, `y (N, Y)`, `dt`, `dx`, `dy`, `buo_y (N,)`."""
+    rng = np.random.default_rng(seed)
+    stored = {key: rng.normal(size=(n, nt, nx, ny)) for key in ("u", "vx", "vy")}
+    stored["t"] = np.linspace(18.0, 102.0, nt)
+    stored["x"] = np.linspace(0.0, 32.0, nx)
+    stored["y"] = np.linspace(0.0, 32.0, ny)
+    stored["buo_y"] = rng.uniform(0.2, 0.5, n) if buoyancy is None else np.full(n, buoyancy)
+    with h5py.File(path, "w") as f:
+        group = f.create_group(mode)
+        for key in ("vy", "u", "vx"):  # on-disk order must not matter
+            group[key] = stored[key]
+        group["t"] = np.tile(stored["t"], (n, 1))
+        group["dt"] = np.full(n, stored["t"][1] - stored["t"][0])
+        group["x"] = np.tile(stored["x"], (n, 1))
+        group["dx"] = np.full(n, stored["x"][1] - stored["x"][0])
+        group["y"] = np.tile(stored["y"], (n, 1))
+        group["dy"] = np.full(n, stored["y"][1] - stored["y"][0])
+        group["buo_y"] = stored["buo_y"]
+    return stored

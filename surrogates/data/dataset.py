@@ -24,6 +24,7 @@ from surrogates.data.layouts import (
     PDEBenchGroups,
     PDEBenchTensor,
 )
+from surrogates.data.pdearena import PDEArena
 from surrogates.data.well import Well
 from surrogates.errors import DatasetError
 
@@ -34,6 +35,7 @@ LAYOUTS: tuple[Layout, ...] = (
     PDEBenchTensor(),
     PDEBenchCFD(),
     PDEBenchGroups(),
+    PDEArena(),
 )
 _LAYOUT_KEYS = {
     "well": "t0_fields/t1_fields/t2_fields + dimensions + n_trajectories",
@@ -41,6 +43,7 @@ _LAYOUT_KEYS = {
     "pdebench-tensor": "tensor",
     "pdebench-cfd": "density + pressure + Vx",
     "pdebench-groups": "0000/data + 0000/grid",
+    "pdearena": "train|valid|test/u + vx + vy",
 }
 
 

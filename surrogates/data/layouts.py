@@ -2,7 +2,8 @@
 
 Each layout turns an open `h5py.File` into a `FileInfo` (shapes, names, coordinates,
 parameters) and reads one trajectory at a time, strided at read time, channels last.
-The Well's layout lives in `well.py`; `detect_layout` knows all of them.
+The Well's and PDEArena's layouts live in `well.py` and `pdearena.py`; `dataset.LAYOUTS`
+lists all of them in the order they are tried.
 """
 
 from __future__ import annotations
