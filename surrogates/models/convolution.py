@@ -319,15 +319,7 @@ class ConvTranspose(nnx.Module):
         # A transposed convolution is the convolution of the input spread `stride` apart
         # with the kernel flipped, padded by `kernel_size - 1 - padding`.
         flipped = jnp.flip(self.kernel[...], axis=tuple(range(dims)))
-        spatial = "DHW"[-dims:]
-        y = jax.lax.conv_general_dilated(
-            x,
-            flipped,
-            window_strides=(1,) * dims,
-            padding=[(size - 1 - crop, size - 1 - crop)] * dims,
-            lhs_dilation=(self.stride,) * dims,
-            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
-        )
+        y = convolve(x, flipped, 1, (size - 1 - crop,) * dims, self.stride)
         return y + self.bias[...]
 
 

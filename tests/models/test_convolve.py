@@ -1,6 +1,6 @@
 """`convolve`: values and gradients against a direct NumPy computation in float64, in 1D to
-3D, with strides and paddings; the same inside a `lax.scan`; and a periodic `Conv` against
-the wrapped-around sum it stands for."""
+3D, with strides, paddings and spread inputs (transposed convolutions); the same inside a
+`lax.scan`; and a periodic `Conv` against the wrapped-around sum it stands for."""
 
 from __future__ import annotations
 
@@ -28,11 +28,23 @@ def window(padded: np.ndarray, start: tuple[int, ...], count: tuple[int, ...], s
     return (*index, slice(None))
 
 
-def reference(x, kernel, g, stride, padding):
-    """Output, d(sum(output * g))/dx and /dkernel of the zero-padded strided correlation,
-    written out over the kernel offsets in float64."""
+def spread_out(x: np.ndarray, spread: int) -> np.ndarray:
+    """x (B, *N, C) with spread - 1 zeros between neighbouring cells of every axis."""
+    grid = tuple(spread * (n - 1) + 1 for n in x.shape[1:-1])
+    out = np.zeros((x.shape[0], *grid, x.shape[-1]), x.dtype)
+    out[(slice(None), *[slice(None, None, spread)] * len(grid))] = x
+    return out
+
+
+def reference(x, kernel, g, stride, padding, spread=1):
+    """Output, d(sum(output * g))/dx and /dkernel of the zero-padded strided correlation of x
+    spread `spread` apart, written out over the kernel offsets in float64."""
     x, kernel, g = (np.asarray(a, np.float64) for a in (x, kernel, g))
-    dims, size = x.ndim - 2, kernel.shape[0]
+    dims = x.ndim - 2
+    if spread > 1:
+        out, dx, dkernel = reference(spread_out(x, spread), kernel, g, stride, padding)
+        return out, dx[(slice(None), *[slice(None, None, spread)] * dims)], dkernel
+    size = kernel.shape[0]
     widths = [(0, 0)] + [(p, p) for p in padding] + [(0, 0)]
     padded = np.pad(x, widths)
     count = tuple(
@@ -53,27 +65,32 @@ def reference(x, kernel, g, stride, padding):
 
 
 CASES = [
-    # dims, grid, kernel size, stride, padding per axis
-    (1, 9, 3, 1, (1,)),
-    (1, 9, 5, 2, (2,)),
-    (1, 8, 3, 2, (0,)),
-    (2, 8, 3, 1, (1, 1)),
-    (2, 9, 3, 2, (1, 0)),
-    (2, 7, 1, 1, (0, 0)),
-    (3, 6, 3, 1, (1, 0, 1)),
-    (3, 6, 3, 2, (1, 1, 1)),
+    # dims, grid, kernel size, stride, padding per axis, spread
+    (1, 9, 3, 1, (1,), 1),
+    (1, 9, 5, 2, (2,), 1),
+    (1, 8, 3, 2, (0,), 1),
+    (2, 8, 3, 1, (1, 1), 1),
+    (2, 9, 3, 2, (1, 0), 1),
+    (2, 7, 1, 1, (0, 0), 1),
+    (3, 6, 3, 1, (1, 0, 1), 1),
+    (3, 6, 3, 2, (1, 1, 1), 1),
+    # transposed convolutions as the U-Nets use them: kernel 2 and 4, spread 2
+    (1, 5, 2, 1, (1,), 2),
+    (2, 4, 4, 1, (0, 0), 2),
+    (2, 5, 3, 1, (2, 1), 3),
+    (3, 3, 2, 1, (1, 1, 1), 2),
 ]
 
 
-@pytest.mark.parametrize(("dims", "grid", "size", "stride", "padding"), CASES)
-def test_values_and_gradients_equal_the_direct_sums(dims, grid, size, stride, padding):
+@pytest.mark.parametrize(("dims", "grid", "size", "stride", "padding", "spread"), CASES)
+def test_values_and_gradients_equal_the_direct_sums(dims, grid, size, stride, padding, spread):
     rng = np.random.default_rng(dims * 100 + grid + size + stride)
     x = rng.normal(size=(2, *(grid,) * dims, 3)).astype(np.float32)
     kernel = rng.normal(size=(*(size,) * dims, 3, 4)).astype(np.float32)
-    out, pullback = jax.vjp(lambda x, k: convolve(x, k, stride, padding), x, kernel)
+    out, pullback = jax.vjp(lambda x, k: convolve(x, k, stride, padding, spread), x, kernel)
     g = rng.normal(size=out.shape).astype(np.float32)
     dx, dkernel = pullback(jnp.asarray(g))
-    expected = reference(x, kernel, g, stride, padding)
+    expected = reference(x, kernel, g, stride, padding, spread)
     for found, wanted in zip((out, dx, dkernel), expected, strict=True):
         assert found.shape == wanted.shape
         np.testing.assert_allclose(found, wanted, rtol=1e-4, atol=1e-4)
