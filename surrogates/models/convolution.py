@@ -115,8 +115,8 @@ class Conv(nnx.Module):
         """x: (B, *X, in) -> (B, *X / stride, out)."""
         half, stride = self.half, self.stride
         # Periodic axes get their neighbours wrapped around, then (with stride 1) the zero
-        # padding every axis gets and a crop back: XLA runs a convolution that keeps its
-        # grid about 4x faster than an unpadded one (see `convolve`).
+        # padding every axis gets and a crop back: YNNPACK ran unpadded convolutions about 4x
+        # slower (see `convolve`).
         if half and any(self.periodic):
             x = wrap(x, half, self.periodic)
         if stride == 1:
