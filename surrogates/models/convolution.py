@@ -23,6 +23,7 @@ Arrays are `(B, *X, C)` throughout.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -200,23 +201,57 @@ def upsample_cubic2x(x: jax.Array, periodic: Sequence[bool]) -> jax.Array:
     return x
 
 
-def _double(x: jax.Array, axis: int, wraps: bool) -> jax.Array:
-    size = x.shape[axis]
+def _padded(x: jax.Array, axis: int, wraps: bool) -> jax.Array:
+    """x with 2 cells more on both ends of `axis`: wrapped around, or the border repeated."""
     widths = [(0, 0)] * x.ndim
     widths[axis] = (2, 2)
-    padded = jnp.pad(x, widths, mode="wrap" if wraps else "edge")
+    return jnp.pad(x, widths, mode="wrap" if wraps else "edge")
 
-    def taps(first: int) -> list[jax.Array]:
-        return [
-            jax.lax.slice_in_dim(padded, first + j, first + j + size, axis=axis) for j in range(4)
-        ]
 
-    even = sum(w * tap for w, tap in zip(_EVEN, taps(0), strict=True))
-    odd = sum(w * tap for w, tap in zip(_ODD, taps(1), strict=True))
+def _zero_padded(x: jax.Array, axis: int, low: int, high: int) -> jax.Array:
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (low, high)
+    return jnp.pad(x, widths)
+
+
+def _weighted_windows(x: jax.Array, weights: Sequence[float], axis: int, size: int) -> jax.Array:
+    """sum over j of weights[j] x[j : j + size] along `axis`."""
+    return sum(w * jax.lax.slice_in_dim(x, j, j + size, axis=axis) for j, w in enumerate(weights))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _double(x: jax.Array, axis: int, wraps: bool) -> jax.Array:
+    """x (..., N, ...) -> (..., 2N, ...) along `axis`: outputs 2k and 2k + 1 are the even and
+    odd four-tap filters over the padded samples k .. k + 3 and k + 1 .. k + 4."""
+    size = x.shape[axis]
+    padded = _padded(x, axis, wraps)
+    even = _weighted_windows(padded, _EVEN, axis, size)
+    odd = _weighted_windows(jax.lax.slice_in_dim(padded, 1, size + 4, axis=axis), _ODD, axis, size)
     both = jnp.stack([even, odd], axis=axis + 1)
-    shape = list(x.shape)
-    shape[axis] = 2 * size
-    return both.reshape(shape)
+    return both.reshape(*x.shape[:axis], 2 * size, *x.shape[axis + 1 :])
+
+
+def _double_forward(x: jax.Array, axis: int, wraps: bool) -> tuple[jax.Array, None]:
+    return _double(x, axis, wraps), None  # linear: the gradient needs nothing of x
+
+
+def _double_backward(axis: int, wraps: bool, _: None, g: jax.Array) -> tuple[jax.Array]:
+    """The gradient as one correlation of the even and odd halves of g with the reversed
+    filters, then the padding folded back onto x. Autodiff instead adds one padded copy of
+    g per tap (eight per axis), which took 6% of a SineNet's training step."""
+    size = g.shape[axis] // 2
+    shape = (*g.shape[:axis], size, *g.shape[axis + 1 :])
+    halves = g.reshape(*g.shape[:axis], size, 2, *g.shape[axis + 1 :])
+    even, odd = (jax.lax.index_in_dim(halves, i, axis + 1, keepdims=False) for i in (0, 1))
+    # Padded sample q took even[q - j] with weight _EVEN[j] and odd[q - 1 - j] with _ODD[j].
+    d_padded = _weighted_windows(
+        _zero_padded(even, axis, 3, 4), _EVEN[::-1], axis, size + 4
+    ) + _weighted_windows(_zero_padded(odd, axis, 4, 3), _ODD[::-1], axis, size + 4)
+    _, pad_transpose = jax.vjp(lambda x: _padded(x, axis, wraps), jnp.zeros(shape, g.dtype))
+    return pad_transpose(d_padded.astype(g.dtype))
+
+
+_double.defvjp(_double_forward, _double_backward)
 
 
 def check_levels(

@@ -106,6 +106,25 @@ def test_upsampling_is_torch_bicubic(circular):
     np.testing.assert_allclose(ones, 1.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("periodic", [(False,), (True,), (False, True), (True, False, False)])
+def test_upsampling_gradient_is_the_transposed_linear_map(periodic):
+    """The upsampling is linear: its gradient against a cotangent w is M^T w, with M the
+    matrix of the torch reference applied along each axis (float64 NumPy, no autodiff)."""
+    rng = np.random.default_rng(len(periodic))
+    grid = (5, 6, 4)[: len(periodic)]
+    x = rng.normal(size=(2, *grid, 3))
+    w = rng.normal(size=(2, *(2 * n for n in grid), 3))
+    expected = w
+    for axis in reversed(range(1, len(grid) + 1)):
+        n, wraps = grid[axis - 1], periodic[axis - 1]
+        matrix = torch_bicubic_reference(np.eye(n), wraps).T  # (2n, n): column j = M e_j
+        expected = np.moveaxis(np.tensordot(matrix.T, np.moveaxis(expected, axis, 0), 1), 0, axis)
+    got = jax.grad(lambda x: jnp.sum(upsample_cubic2x(x, periodic) * jnp.asarray(w)))(
+        jnp.asarray(x, jnp.float32)
+    )
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_avg_pool_means_each_block():
     x = np.arange(2 * 4 * 6 * 1, dtype=np.float32).reshape(2, 4, 6, 1)
     pooled = np.asarray(avg_pool2x(jnp.asarray(x)))
