@@ -86,13 +86,15 @@ def _benchmark(args: argparse.Namespace) -> None:
 
 
 def _models(args: argparse.Namespace) -> None:
-    from surrogates.models import available, summary, wrapper_summary, wrappers
+    from surrogates.models import available, summary, wrapper_overhead, wrapper_summary, wrappers
 
     for name in available():
         print(f"{name:14s} {summary(name)}")
     print("\nwrappers (model.wrappers):")
     for name in wrappers():
         print(f"{name:14s} {wrapper_summary(name)}")
+        for line in wrapper_overhead(name):
+            print(f"{'':14s} {line}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -164,11 +164,20 @@ class PhaseSpec(StrictModel):
 
 class FreezeSpec(StrictModel):
     """Hold part of the model still for the first `epochs` epochs. `module` is a dotted path in
-    the configured model: `operator` for the model inside a wrapper, `blocks.0` for an FNO's
-    first block, `operator.lifting` for the lifting of a wrapped FNO."""
+    the configured model, or a list of them: `operator` for the model inside a wrapper,
+    `blocks.0` for an FNO's first block, `operator.lifting` for the lifting of a wrapped FNO,
+    `[operator, mix]` for all of a CAPE model but its block (CAPE's warm-up)."""
 
-    module: Annotated[str, Field(min_length=1)]
+    module: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    )
     epochs: Positive
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The held paths, one or more."""
+        return (self.module,) if isinstance(self.module, str) else tuple(self.module)
 
 
 class TrainSpec(StrictModel):
@@ -300,8 +309,23 @@ class IncrementalSpec(StrictModel):
     step: Positive = 1
 
 
+class GradientPenaltySpec(StrictModel):
+    """CAPE's gradient penalty: `coefficient * mean((|d out / d p| - target)^2)` at a
+    rollout's first step, the derivative of the summed prediction by the PDE parameters `p`,
+    drawn afresh around the batch's range (see `surrogates.training.steps`)."""
+
+    coefficient: Annotated[float, Field(gt=0)] = 5.16e-4
+    target: Annotated[float, Field(ge=0)] = 4.58
+
+
 class OperatorTrainSpec(TrainSpec):
-    """The trainer's settings plus the operator task's: batches, loss, rollouts, curricula."""
+    """The trainer's settings plus the operator task's: batches, loss, rollouts, curricula.
+
+    `input_noise`: the standard deviation of Gaussian noise added to the model's input frames
+    at every training step (physical units, CAPE's 0.001), drawn from the run's seed, epoch,
+    step and sample, so a resumed run draws the same noise. `gradient_penalty`: see
+    `GradientPenaltySpec`; needs PDE parameters.
+    """
 
     batch_size: Positive = 32
     # The step runs the batch as this many equal micro-batches and averages their gradients:
@@ -314,6 +338,8 @@ class OperatorTrainSpec(TrainSpec):
     residual: bool = False
     remat: bool = False
     incremental: IncrementalSpec | None = None
+    input_noise: Annotated[float, Field(ge=0)] = 0.0
+    gradient_penalty: GradientPenaltySpec | None = None
 
     @model_validator(mode="after")
     def _micro_batches_divide(self) -> OperatorTrainSpec:
@@ -325,6 +351,12 @@ class OperatorTrainSpec(TrainSpec):
 
 
 class EvalSpec(StrictModel):
+    """How a trained model is evaluated: on the `split` of its data and, with `other_files`
+    (`{name: [files]}`, say `{unseen: [...]}` for PDE parameters training never saw), also on
+    all trajectories of each group of files, into `evaluations/<name>/` of the run (missing
+    files are generated from `data.recipe` first). Suites list each group as a row of its
+    own."""
+
     metrics: list[Literal[METRIC_NAMES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(METRIC_NAMES)
     )
@@ -332,6 +364,10 @@ class EvalSpec(StrictModel):
     split: Literal["test", "val"] = "test"
     batch_size: Positive = 16
     snapshots: Annotated[int, Field(ge=0)] = 1
+    other_files: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")],
+        Annotated[list[str], Field(min_length=1)],
+    ] = Field(default_factory=dict)
 
 
 @register_experiment("operator")

@@ -11,6 +11,9 @@ A suite is YAML:
         overrides: ["train.batch_size=16"]
         seeds: [0, 1]                      # this entry's own seeds (optional)
 
+An experiment with `eval.other_files` (files of PDE parameters training never saw, say) gets
+one more row per group of files, `<experiment> (<group>)`, scored on all their trajectories.
+
 Paths are relative to the working folder. The comparison (`comparison.md`, `comparison.csv`)
 goes to a new `runs/suites/<name>/<timestamp>/` folder and lists each experiment's model and
 its persistence baseline, with the parameter count and the training and evaluation wall times.
@@ -35,7 +38,7 @@ from surrogates.evaluation.results import comparison_rows, read_results, seed_ro
 from surrogates.evaluation.tables import markdown_table, rich_table, write_csv
 from surrogates.runs import new_folder
 from surrogates.schema import StrictModel, load_yaml, validate
-from surrogates.workflow import train
+from surrogates.workflow import other_file_groups, train
 
 Seeds = Annotated[list[int], Field(min_length=1)]
 
@@ -115,6 +118,10 @@ def run_suite(
                 failed.append((f"{label}{seed}", str(error)))
                 continue
             results[label].append(read_results(folder / "eval.nc"))
+            # `eval.other_files`: a row per group, after the experiment's own.
+            for name in other_file_groups(experiment):
+                evaluation = folder / "evaluations" / name / "eval.nc"
+                results.setdefault(f"{label} ({name})", []).append(read_results(evaluation))
     results = {label: runs for label, runs in results.items() if runs}
     if not results:
         raise TrainingError(f"{path}: every run of the suite failed (first: {failed[0][1]})")

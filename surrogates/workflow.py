@@ -37,6 +37,7 @@ from surrogates.errors import ConfigError, Interrupted, TrainingError
 from surrogates.evaluation.operator import evaluate_operator_run
 from surrogates.runs import new_folder, read_jsonl
 from surrogates.training.checkpoints import Checkpoints
+from surrogates.training.files import resolve_other_files
 from surrogates.training.operator_task import OperatorTask
 from surrogates.training.task import Task
 from surrogates.training.trainer import Trainer, load_selected
@@ -115,11 +116,12 @@ def evaluate(
     stride_x: int | None = None,
     console: Console | None = None,
     overrides: Sequence[str] = (),
+    name: str | None = None,
 ) -> Path:
     """Re-evaluate the run in `folder` (the checkpoint `train.select` names) into
-    `folder/evaluations/<stamp>/`, on other files (`data`, all their trajectories), at
-    another spatial stride, or with other evaluation settings (`overrides` of
-    `EVALUATION_KEYS`, such as `eval.rollout_steps=20`). A failed evaluation leaves no
+    `folder/evaluations/<stamp>/` (or `<name>/`), on other files (`data`, all their
+    trajectories), at another spatial stride, or with other evaluation settings (`overrides`
+    of `EVALUATION_KEYS`, such as `eval.rollout_steps=20`). A failed evaluation leaves no
     folder behind."""
     experiment = _run_experiment(folder, overrides, EVALUATION_KEYS, "evaluate")
     kind = _kind(experiment)
@@ -132,7 +134,11 @@ def evaluate(
     attrs: dict[str, Any] = {"checkpoint_epoch": epoch}
     if overrides:
         attrs["overrides"] = " ".join(overrides)
-    out = new_folder(folder / "evaluations")
+    if name is None:
+        out = new_folder(folder / "evaluations")
+    else:
+        out = folder / "evaluations" / name
+        out.mkdir(parents=True)
     try:
         kind.evaluate(
             task, folder, out, files=data, stride_x=stride_x, console=console, attrs=attrs
@@ -183,11 +189,32 @@ def _fit(
             console=Console(stderr=True) if progress else None,
             attrs={"train_seconds": seconds, "checkpoint_epoch": epoch},
         )
+        _evaluate_other_files(experiment, folder, progress)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted while evaluating; the trained checkpoints are kept; "
             f"`surrogates evaluate {folder}` evaluates them"
         ) from None
+
+
+def other_file_groups(experiment: Experiment) -> dict[str, list[str]]:
+    """`eval.other_files` of an experiment kind that has it, else none."""
+    return dict(getattr(getattr(experiment, "eval", None), "other_files", None) or {})
+
+
+def _evaluate_other_files(experiment: Experiment, folder: Path, progress: bool) -> None:
+    """`eval.other_files`: each group into `evaluations/<name>/`. A resumed run evaluates its
+    final checkpoint again: the new evaluation replaces the earlier one once it is complete."""
+    for name, entries in other_file_groups(experiment).items():
+        files = resolve_other_files(experiment.data, entries)
+        console = Console(stderr=True) if progress else None
+        fresh = folder / "evaluations" / f"{name}.new"
+        shutil.rmtree(fresh, ignore_errors=True)  # left by an interrupted evaluation
+        evaluate(folder, data=files, console=console, name=fresh.name)
+        final = folder / "evaluations" / name
+        if final.exists():
+            shutil.rmtree(final)
+        fresh.rename(final)
 
 
 def _record_overrides(folder: Path, experiment: Experiment, overrides: Sequence[str]) -> None:

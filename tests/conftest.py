@@ -1,6 +1,7 @@
-"""Shared test helpers live beside this file (`layout_files.py`, `tiny_runs.py`); pytest puts
-this folder on `sys.path` because of this conftest, so every test folder can import them. The
-generated file of the tiny runs is a fixture shared by every folder.
+"""Shared test helpers live beside this file (`layout_files.py`, `tiny_runs.py`,
+`interrupting.py`); pytest puts this folder on `sys.path` because of this conftest, so every
+test folder can import them. The generated file of the tiny runs is a fixture shared by every
+folder.
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ def evaluate_operator(
             "parameters": task.model.parameter_count(),
             "eval_seconds": time.perf_counter() - started,
             "non_finite_trajectories": len(diverged),
+            **_overhead(task),
             **(attrs or {}),
         },
     )
@@ -125,7 +126,19 @@ def provenance(experiment: OperatorExperiment, files: list[Path], attrs: dict) -
         )
     if "overrides" in attrs:
         text += f"; evaluated with `-o {attrs['overrides']}`"
+    if "parameter_overhead" in attrs:
+        kinds = ", ".join(kind for kind, _ in experiment.model.wrapper_list())
+        text += (
+            f". The wrappers ({kinds}) add {int(attrs['parameter_overhead']):,} of the model's "
+            f"{int(attrs['parameters']):,} parameters"
+        )
     return text + "."
+
+
+def _overhead(task: OperatorTask) -> dict[str, int]:
+    """`parameter_overhead` of a model with wrappers (see `OperatorTask`), else nothing."""
+    overhead = task.parameter_overhead()
+    return {} if overhead is None else {"parameter_overhead": overhead}
 
 
 def trajectory_title(dataset: TrajectoryDataset, index: int) -> str:

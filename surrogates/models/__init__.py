@@ -5,6 +5,7 @@ Importing this package registers every model and wrapper, so `build("fno", ...)`
 may declare) is `surrogates.models.contract`.
 """
 
+from surrogates.models.cape import CAPE as CAPE
 from surrogates.models.contract import ModelContext as ModelContext
 from surrogates.models.fno import FNO as FNO
 from surrogates.models.fno import TFNO as TFNO
@@ -17,6 +18,7 @@ from surrogates.models.registry import register as register
 from surrogates.models.registry import register_wrapper as register_wrapper
 from surrogates.models.registry import summary as summary
 from surrogates.models.registry import wrapper as wrapper
+from surrogates.models.registry import wrapper_overhead as wrapper_overhead
 from surrogates.models.registry import wrapper_summary as wrapper_summary
 from surrogates.models.registry import wrappers as wrappers
 from surrogates.models.sinenet import SineNet as SineNet

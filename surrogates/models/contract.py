@@ -7,6 +7,9 @@ Every operator model maps `x (B, *X, C_in)` to `(B, *X, C_out)`, channels last, 
   A constructor receives the ones its signature names (`CONTEXT_ARGUMENTS`), so a model that
   needs the number of spatial axes asks for `spatial_dims`, one that needs the boundaries
   asks for `boundary`, and a config can never set them.
+- PDE parameters reach the model normalised with the training split's statistics, unless a
+  model of the stack sets `raw_pde_params = True` (CAPE transforms raw values itself);
+  `takes_raw_pde_params` asks the stack.
 - Optional capabilities are declared `Protocol`s, checked with `isinstance`: `ChecksGrid`,
   `AdjustableModes`, `PreparesWeights`, `HasLossView`, `AuxiliaryLoss`, and `Wrapper` for a
   model around another one (multi-grid patching; CAPE).
@@ -45,7 +48,15 @@ from flax import nnx
 from surrogates.errors import ModelError
 
 # Constructor arguments the engine supplies from the data; configs may not set them.
-CONTEXT_ARGUMENTS = ("in_channels", "out_channels", "spatial_dims", "boundary", "n_params", "rngs")
+CONTEXT_ARGUMENTS = (
+    "in_channels",
+    "out_channels",
+    "spatial_dims",
+    "spatial_shape",
+    "boundary",
+    "n_params",
+    "rngs",
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,7 @@ class ModelContext:
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
             "spatial_dims": self.spatial_dims,
+            "spatial_shape": self.spatial_shape,
             "boundary": self.boundary,
             "n_params": self.n_params,
             "rngs": rngs,
@@ -165,6 +177,16 @@ def operator_of(model: nnx.Module) -> nnx.Module:
     while isinstance(model, Wrapper):
         model = model.inner
     return model
+
+
+def takes_raw_pde_params(model: nnx.Module) -> bool:
+    """Whether a model of the stack asks for unnormalised PDE parameters (`raw_pde_params`)."""
+    while True:
+        if getattr(model, "raw_pde_params", False):
+            return True
+        if not isinstance(model, Wrapper):
+            return False
+        model = model.inner
 
 
 def check_grid(model: nnx.Module, spatial_shape: Sequence[int]) -> None:

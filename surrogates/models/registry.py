@@ -94,6 +94,13 @@ def wrapper_summary(name: str) -> str:
     return _first_line(wrapper(name))
 
 
+def wrapper_overhead(name: str) -> list[str]:
+    """What the wrapper registered as `name` adds to a model, in words (its
+    `overhead_lines()` classmethod; nothing if it has none)."""
+    lines = getattr(wrapper(name), "overhead_lines", None)
+    return list(lines()) if lines is not None else []
+
+
 def _first_line(cls: type) -> str:
     doc = inspect.getdoc(cls) or ""
     return doc.splitlines()[0] if doc else ""

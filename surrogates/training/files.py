@@ -50,3 +50,9 @@ def _common_folder(entries: list[str]) -> Path:
             "a recipe writes to one"
         )
     return folders.pop()
+
+
+def resolve_other_files(spec: DataSpec, entries: list[str]) -> list[Path]:
+    """Files other than the training data's (`eval.other_files`), generated from the same
+    `data.recipe` if missing."""
+    return resolve_files(spec.model_copy(update={"files": list(entries)}))

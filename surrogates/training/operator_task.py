@@ -19,6 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -29,7 +30,13 @@ from surrogates.config import OperatorExperiment
 from surrogates.data.windows import WindowSampler
 from surrogates.errors import TrainingError
 from surrogates.metrics import nrmse
-from surrogates.models.contract import AdjustableModes, ModelContext, check_grid, operator_of
+from surrogates.models.contract import (
+    AdjustableModes,
+    ModelContext,
+    check_grid,
+    operator_of,
+    takes_raw_pde_params,
+)
 from surrogates.models.stack import build_stack
 from surrogates.training import curriculum as curricula
 from surrogates.training import sharding
@@ -141,6 +148,18 @@ class OperatorTask:
             param_names=data.param_names,
         )
 
+    def parameter_overhead(self) -> int | None:
+        """Parameters the config's wrappers add: the whole stack's count less that of the
+        same model built without them (shapes only); None without wrappers."""
+        spec = self.experiment.model
+        if not spec.wrapper_list():
+            return None
+        bare = nnx.eval_shape(
+            lambda: build_stack(spec.name, spec.arguments(), [], self.context(), rngs=nnx.Rngs(0))
+        )
+        bare_count = sum(np.size(leaf) for leaf in jax.tree.leaves(nnx.state(bare, nnx.Param)))
+        return self.model.parameter_count() - int(bare_count)
+
     def _stepper(self, model: nnx.Module | None) -> Stepper:
         context, spec = self.context(), self.experiment.model
         if model is None:
@@ -163,7 +182,9 @@ class OperatorTask:
             static_channels=len(data.static_names),
             static_mean=data.static_mean,
             static_std=data.static_std,
-            pde_mean=data.param_mean if data.param_names else None,
+            pde_mean=(
+                data.param_mean if data.param_names and not takes_raw_pde_params(model) else None
+            ),
             pde_std=data.param_std,
         )
 
@@ -226,6 +247,13 @@ class OperatorTask:
             remat=train.remat,
             batch_sharding=sharding.batch_sharded(self.mesh),
             micro_batches=train.micro_batches,
+            noise=train.input_noise,
+            penalty=(
+                None
+                if train.gradient_penalty is None
+                else (train.gradient_penalty.coefficient, train.gradient_penalty.target)
+            ),
+            seed=train.seed,
         )
 
     def inputs(self, epoch: int) -> Iterator[tuple]:

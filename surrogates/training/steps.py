@@ -8,6 +8,12 @@ a schedule never recompiles. The model state is split once into parameters, othe
 and a static graph, which keeps the step a pure function of arrays that can be donated and
 sharded. Models that add loss terms of their own (`surrogates.models.contract.AuxiliaryLoss`)
 have them added at every rollout step.
+
+Two of CAPE's training devices apply to any model: Gaussian noise on the model's input
+frames at every rollout step, and a penalty on the derivative of the prediction by the PDE
+parameters at the first step. Their random numbers come from a key per sample, derived from
+the run's seed and the trainer's `[epoch, step]` counter, so a resumed run draws what an
+uninterrupted one does and micro-batches draw what the whole batch does.
 """
 
 from __future__ import annotations
@@ -72,18 +78,28 @@ def rollout_loss(
     remat: bool,
     pde_params: jax.Array | None = None,
     static: jax.Array | None = None,
+    noise: float = 0.0,
+    keys: jax.Array | None = None,
+    penalty: tuple[float, float] | None = None,
 ) -> jax.Array:
     """Mean per-step loss over a curriculum rollout, each step's including the model's
     auxiliary terms. windows: (B, H + R, *X, C), static: (B, *X, Cs) or None, pde_params:
     (B, P) or None.
+
+    With `noise` > 0 every step's input window gets N(0, noise^2) added (the fed-back frames
+    stay clean); with `penalty = (coefficient, target)` the first step's gradient penalty
+    (`gradient_penalty`) is added to the mean. Both draw from `keys` (B, 2), one per sample.
     """
     history = stepper.history
     context, targets = windows[:, :history], jnp.moveaxis(windows[:, history:], 1, 0)
 
+    def noisy(window: jax.Array, k: jax.Array) -> jax.Array:
+        return window + noise * _normal(keys, k, window) if noise else window
+
     def advance(window: jax.Array, step: tuple[jax.Array, jax.Array]):
         k, target = step
         with collecting_auxiliary() as records:
-            pred = stepper(window, pde_params=pde_params, static=static)
+            pred = stepper(noisy(window, k), pde_params=pde_params, static=static)
         fed = jax.lax.stop_gradient(pred) if pushforward else pred
         frame = jnp.where(k < n_ar, fed, target)
         value = step_loss(loss, stepper, pred, target)
@@ -94,7 +110,54 @@ def rollout_loss(
     if remat:
         advance = jax.checkpoint(advance)
     _, losses = jax.lax.scan(advance, context, (jnp.arange(len(targets)), targets))
-    return jnp.mean(losses)
+    value = jnp.mean(losses)
+    if penalty is not None:
+        inputs = noisy(context, jnp.asarray(0))
+        value = value + gradient_penalty(stepper, inputs, pde_params, static, keys, *penalty)
+    return value
+
+
+# Folded into a sample's key for the penalty's parameters, apart from the steps' noise.
+_PENALTY_STREAM = 2**31 - 1
+
+
+def _normal(keys: jax.Array, k: jax.Array, like: jax.Array) -> jax.Array:
+    """N(0, 1) shaped like `like` (B, ...): sample b's from `keys[b]` folded with step k."""
+    return jax.vmap(
+        lambda key: jax.random.normal(jax.random.fold_in(key, k), like.shape[1:], like.dtype)
+    )(keys)
+
+
+def gradient_penalty(
+    stepper: Stepper,
+    window: jax.Array,
+    pde_params: jax.Array,
+    static: jax.Array | None,
+    keys: jax.Array,
+    coefficient: float,
+    target: float,
+) -> jax.Array:
+    """CAPE's `gradient_penalty`: `coefficient * mean_b (|g_b| - target)^2` with `g_b` the
+    derivative of the summed prediction of sample b by its PDE parameters (B, P), taken at
+    parameters drawn as CAPE draws them: `low + (z + 1) / 2 (high - low)`, z ~ N(0, 1), with
+    high twice the largest parameter of the (micro-)batch and low half the smallest, floored
+    at 0. Reverse mode over reverse mode (the FNO's custom gradients have no forward mode).
+    """
+    high = 2 * jnp.max(pde_params)
+    low = jax.nn.relu(0.5 * jnp.min(pde_params))
+    draws = jax.vmap(
+        lambda key: jax.random.normal(
+            jax.random.fold_in(key, _PENALTY_STREAM), pde_params.shape[1:], pde_params.dtype
+        )
+    )(keys)
+    sampled = low + (draws + 1) * 0.5 * (high - low)
+
+    def summed(params: jax.Array) -> jax.Array:
+        return jnp.sum(stepper(window, pde_params=params, static=static))
+
+    grads = jax.grad(summed)(sampled)
+    norms = jnp.sqrt(jnp.sum(jnp.square(grads), axis=1) + 1e-12)
+    return coefficient * jnp.mean(jnp.square(norms - target))
 
 
 def gather_windows(
@@ -200,10 +263,14 @@ def make_train_step(
     remat: bool,
     batch_sharding: jax.sharding.Sharding | None = None,
     micro_batches: int = 1,
+    noise: float = 0.0,
+    penalty: tuple[float, float] | None = None,
+    seed: int = 0,
 ) -> Callable:
     """`step(params, opt_state, rest, counter, fields, param_table, static, trajectory, start,
-    n_ar)` -> `(params, opt_state, loss)`, compiled once; `params` and `opt_state` are donated
-    (`counter`, the trainer's `[epoch, step]`, is not used: the sampler drew the windows).
+    n_ar)` -> `(params, opt_state, loss)`, compiled once; `params` and `opt_state` are donated.
+    `counter`, the trainer's `[epoch, step]`, and `seed` key the random numbers of `noise`
+    and `penalty` (see `rollout_loss`); the sampler drew the windows.
 
     fields: (N, T, *X, C) training trajectories on the device; param_table: (N, P) or None;
     static: (N, *X, Cs) or None; trajectory, start: (B,) int32 window indices, sharded over
@@ -212,7 +279,7 @@ def make_train_step(
     """
 
     def loss_of(stepper, batch, n_ar):
-        windows, pde_params, static = batch
+        windows, pde_params, static, keys = batch
         return rollout_loss(
             stepper,
             windows,
@@ -222,6 +289,9 @@ def make_train_step(
             remat=remat,
             pde_params=pde_params,
             static=static,
+            noise=noise,
+            keys=keys,
+            penalty=penalty,
         )
 
     value_and_grad = model_value_and_grad(graphdef, loss_of, micro_batches)
@@ -230,13 +300,16 @@ def make_train_step(
     def step(
         params, opt_state, rest, counter, fields, param_table, static, trajectory, start, n_ar
     ):
-        del counter  # windows come from the sampler, not from a key
         windows = gather_windows(fields, trajectory, start, window)
         if batch_sharding is not None:
             windows = jax.lax.with_sharding_constraint(windows, batch_sharding)
         pde_params = None if param_table is None else param_table[trajectory]
         static = None if static is None else static[trajectory]
-        batch = (windows, pde_params, static)
+        keys = None
+        if noise or penalty is not None:
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), counter[0])
+            keys = jax.random.split(jax.random.fold_in(key, counter[1]), len(trajectory))
+        batch = (windows, pde_params, static, keys)
         value, grads = value_and_grad(params, batch, rest, n_ar)
 
         def value_fn(candidate):

@@ -238,22 +238,26 @@ class Trainer:
                 )
 
     def _held_labels(self) -> Any:
-        """`HELD` for the parameters under `train.freeze.module`, `TRAINED` for the others."""
-        module = self.train.freeze.module
-        prefix = (*self.task.model_path, *module.split("."))
+        """`HELD` for the parameters under `train.freeze.module`(s), `TRAINED` for the others."""
         leaves, _ = jax.tree_util.tree_flatten_with_path(self.task.model.params)
         paths = [_names(path) for path, _ in leaves]
-        if not any(path[: len(prefix)] == prefix for path in paths):
-            depth = len(self.task.model_path)
-            parts = sorted({path[depth] for path in paths if len(path) > depth})
-            raise TrainingError(
-                f"train.freeze.module: {module!r} is no part of the model "
-                f"(its parts: {', '.join(parts)})"
-            )
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: HELD if _names(path)[: len(prefix)] == prefix else TRAINED,
-            self.task.model.params,
-        )
+        prefixes = []
+        for module in self.train.freeze.modules:
+            prefix = (*self.task.model_path, *module.split("."))
+            if not any(path[: len(prefix)] == prefix for path in paths):
+                depth = len(self.task.model_path)
+                parts = sorted({path[depth] for path in paths if len(path) > depth})
+                raise TrainingError(
+                    f"train.freeze.module: {module!r} is no part of the model "
+                    f"(its parts: {', '.join(parts)})"
+                )
+            prefixes.append(prefix)
+
+        def label(path: tuple, _: Any) -> str:
+            names = _names(path)
+            return HELD if any(names[: len(p)] == p for p in prefixes) else TRAINED
+
+        return jax.tree_util.tree_map_with_path(label, self.task.model.params)
 
 
 def _names(path: tuple) -> tuple[str, ...]:

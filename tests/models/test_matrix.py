@@ -122,22 +122,30 @@ def test_registry_matrix(name, dims, kind, tmp_path):
 
 
 class Echo(nnx.Module):
-    """The first PDE parameter everywhere: shows what reached the model inside a wrapper."""
+    """Zeros, noting the PDE parameters that reached it: what a wrapper passed inside."""
 
-    def __init__(self, out_channels: int):
+    def __init__(self, out_channels: int, seen: list):
         self.out_channels = out_channels
+        self.seen = seen
 
     def __call__(self, x, *, pde_params=None):
-        value = pde_params[:, 0].reshape(-1, *(1,) * (x.ndim - 1))
-        return jnp.broadcast_to(value, (*x.shape[:-1], self.out_channels))
+        self.seen.append(np.asarray(pde_params))
+        return jnp.zeros((*x.shape[:-1], self.out_channels))
 
 
 @pytest.mark.parametrize("kind", wrappers())
 @pytest.mark.parametrize("dims", [1, 2])
 def test_wrappers_pass_pde_params_to_the_model_inside(kind, dims):
-    model = wrapper(kind)(Echo(CHANNELS), **wrapper(kind).example(dims))
-    x = jnp.ones((3, *SIZES[dims], CHANNELS))
-    pde_params = jnp.asarray([[0.5], [-1.0], [2.0]])
-    out = model(x, pde_params=pde_params)
-    expected = np.broadcast_to(np.array([0.5, -1.0, 2.0]).reshape(3, *(1,) * (dims + 1)), out.shape)
-    np.testing.assert_allclose(out, expected)
+    cls, options = wrapper(kind), wrapper(kind).example(dims)
+    outer = ModelContext(CHANNELS, CHANNELS, SIZES[dims], ("periodic",) * dims, ("nu",))
+    seen: list = []
+    inner = Echo(cls.inner_context(outer, **options).out_channels, seen)
+    model = cls(inner, **outer.constructor_arguments(cls, nnx.Rngs(0)), **options)
+    pde_params = np.asarray([[0.5], [1.5], [2.0]], np.float32)
+    out = model(jnp.ones((3, *SIZES[dims], CHANNELS)), pde_params=jnp.asarray(pde_params))
+    assert out.shape == (3, *SIZES[dims], CHANNELS)
+    # Each sample's parameters, once per sample or once per piece of it (multi-grid patches,
+    # batch-major).
+    (received,) = seen
+    copies = received.shape[0] // 3
+    np.testing.assert_allclose(received, np.repeat(pde_params, copies, axis=0))

@@ -175,3 +175,28 @@ def test_data_params_chooses_the_attributes(echo, advection_files, tmp_path):
     missing = load_experiment(experiment_path(tmp_path, one, FNO, params="[Nu]"))
     with pytest.raises(DatasetError, match=r"no PDE parameter attribute 'Nu' .*parameters: beta"):
         OperatorTask.for_training(missing)
+
+
+def test_other_files_are_evaluated_after_training_and_listed_by_suites(advection_files, tmp_path):
+    from surrogates.suites import run_suite
+
+    files = [advection_files[0.4], advection_files[1.0]]
+    unseen = advection_files[2.5]
+    path = experiment_path(tmp_path, files, FNO)
+    text = path.read_text().replace(
+        "eval: {batch_size: 4}", f"eval: {{batch_size: 4, other_files: {{unseen: [{unseen}]}}}}"
+    )
+    path.write_text(text)
+    folder = train(load_experiment(path), progress=False)
+    other = read_results(folder / "evaluations" / "unseen" / "eval.nc")
+    assert other["beta"].values.tolist() == [2.5] and other["seen"].values.tolist() == [False]
+    assert other.attrs["trajectories"] == 8  # the whole file
+    assert not (folder / "evaluations" / "unseen.new").exists()
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: unseen\nroot: {tmp_path / 'runs'}\nexperiments: [{path}]\n")
+    out = run_suite(suite, progress=False)
+    table = (out / "comparison.md").read_text()
+    rows = [line.split("|")[1].strip() for line in table.splitlines()[4:] if line.startswith("|")]
+    assert "advection" in rows and "advection (unseen)" in rows
+    assert rows.index("advection (unseen)") > rows.index("advection")

@@ -42,7 +42,7 @@ class Channels(nnx.Module):
         return x[..., list(self.indices)]
 
 
-# The trainer's [epoch, step]; the operator step does not use it.
+# The trainer's [epoch, step]: keys only the noise and the gradient penalty.
 COUNTER = np.zeros(2, np.int32)
 
 
@@ -406,3 +406,100 @@ def test_auxiliary_losses_are_added_at_every_rollout_step_and_trained():
     grad_g = 0.1 * np.mean(2 * (0.5 * last - targets) * last)
     assert float(whole["model"]["g"][...]) == pytest.approx(0.5 - 0.1 * grad_g, rel=1e-5)
     np.testing.assert_allclose(parts["model"]["g"][...], whole["model"]["g"][...], rtol=1e-6)
+
+
+def sample_keys(batch: int, seed: int = 0, epoch: int = 0, step: int = 0) -> jax.Array:
+    """The keys `make_train_step` derives for a batch from the seed and [epoch, step]."""
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), epoch), step)
+    return jax.random.split(key, batch)
+
+
+def test_input_noise_perturbs_every_steps_input_but_not_the_fed_back_frames():
+    w = windows(batch=3, frames=5, seed=4)
+    keys = sample_keys(3, seed=7, epoch=2, step=5)
+    stepper = Stepper(Scale(1), history=2, channels=1)
+    loss = rollout_loss(
+        stepper,
+        jnp.asarray(w),
+        jnp.asarray(3),
+        loss="mse",
+        pushforward=False,
+        remat=False,
+        noise=0.1,
+        keys=keys,
+    )
+    # By hand: step k's input is the clean window plus 0.1 N(0, 1) from fold_in(key_b, k).
+    window, losses = w[:, :2], []
+    for k in range(3):
+        noise = np.stack(
+            [np.asarray(jax.random.normal(jax.random.fold_in(key, k), (2, 5, 1))) for key in keys]
+        )
+        pred = 0.9 * (window + 0.1 * noise)[:, -1]
+        losses.append(np.mean((pred - w[:, 2 + k]) ** 2))
+        window = np.concatenate([window[:, 1:], pred[:, None]], axis=1)
+    assert float(loss) == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+def test_the_steps_noise_follows_seed_epoch_and_step_and_not_the_micro_batches():
+    stepper = Stepper(Scale(1), history=2, channels=1)
+    graphdef, params, rest = nnx.split(stepper, nnx.Param, ...)
+    fields = jnp.asarray(windows(batch=4, frames=6, seed=5))
+    rows, starts = jnp.arange(4), jnp.zeros(4, jnp.int32)
+    tx = optax.sgd(0.1)
+
+    def loss(counter, seed=0, parts=1):
+        step = make_train_step(
+            graphdef,
+            tx,
+            window=4,
+            loss="mse",
+            pushforward=False,
+            remat=False,
+            micro_batches=parts,
+            noise=0.05,
+            seed=seed,
+        )
+        copy = jax.tree.map(jnp.copy, params)
+        counter = np.asarray(counter, np.int32)
+        return float(
+            step(copy, tx.init(copy), rest, counter, fields, None, None, rows, starts, 1)[2]
+        )
+
+    first = loss([1, 2])
+    assert loss([1, 2]) == first  # the same draws for the same run, epoch and step
+    assert loss([1, 3]) != first and loss([2, 2]) != first and loss([1, 2], seed=1) != first
+    assert loss([1, 2], parts=2) == pytest.approx(first, rel=1e-6)
+    clean = rollout_loss(
+        stepper, fields, jnp.asarray(1), loss="mse", pushforward=False, remat=False
+    )
+    assert float(clean) != pytest.approx(first, rel=1e-6)
+
+
+class Squares(nnx.Module):
+    """Next frame = last frame + c p^2: d(sum of a prediction)/dp = 2 c p X per sample."""
+
+    def __init__(self, c: float):
+        self.c = nnx.Param(jnp.asarray(c))
+
+    def __call__(self, x, *, pde_params=None):
+        return x[..., -1:] + self.c[...] * jnp.square(pde_params[:, :1, None])
+
+
+def test_gradient_penalty_is_capes_on_parameters_drawn_around_the_batch():
+    w = windows(batch=3, frames=4, space=5, seed=6)
+    p = np.asarray([[0.4], [1.0], [2.5]], np.float32)
+    keys = sample_keys(3, seed=1)
+    stepper = Stepper(Squares(0.3), history=2, channels=1)
+    options = {"loss": "mse", "pushforward": False, "remat": False, "pde_params": jnp.asarray(p)}
+    plain = rollout_loss(stepper, jnp.asarray(w), jnp.asarray(0), **options)
+    penalised = rollout_loss(
+        stepper, jnp.asarray(w), jnp.asarray(0), keys=keys, penalty=(0.01, 4.58), **options
+    )
+    # CAPE's draw: low + (z + 1) / 2 (high - low), high = 2 max p, low = max(0, min p / 2).
+    z = np.stack(
+        [np.asarray(jax.random.normal(jax.random.fold_in(key, 2**31 - 1), (1,))) for key in keys]
+    )
+    drawn = 0.2 + (z + 1) / 2 * (5.0 - 0.2)
+    norms = np.abs(2 * 0.3 * drawn[:, 0] * 5)  # 5 cells, one channel
+    expected = 0.01 * np.mean((norms - 4.58) ** 2)
+    assert float(penalised - plain) == pytest.approx(expected, rel=1e-4)

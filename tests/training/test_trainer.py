@@ -17,9 +17,10 @@ import numpy as np
 import optax
 import pytest
 import wave_task
+from interrupting import interrupted_then_resumed
 
 from surrogates.config import load_experiment
-from surrogates.errors import Interrupted, TrainingError
+from surrogates.errors import TrainingError
 from surrogates.runs import read_jsonl
 from surrogates.training import Trainer
 from surrogates.training.checkpoints import Checkpoints
@@ -181,27 +182,14 @@ def test_freezing_holds_a_part_still_then_trains_it_and_resumes_exactly(tmp_path
     assert all(moved("hidden", e) and moved("last", e) for e in range(4))
 
     # Interrupted after epoch 1 (inside the hold) and resumed: the same weights at the end.
-    folder = tmp_path / "run"
-    interrupted = wave_task.WaveTask(experiment)
-    calls = []
-
-    def validate_then_stop():
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return wave_task.WaveTask.validate(interrupted)
-
-    interrupted.validate = validate_then_stop
-    first = Trainer(interrupted, experiment.train, folder, progress=False)
-    with pytest.raises(Interrupted, match="interrupted in epoch 2; the checkpoint of epoch 1"):
-        first.fit()
-    first.close()
-    resumed_task = wave_task.WaveTask(experiment)
-    second = Trainer(resumed_task, experiment.train, folder, progress=False)
-    second.resume()
-    assert second.start_epoch == 1
-    second.fit()
-    second.close()
+    resumed_task = interrupted_then_resumed(
+        lambda: wave_task.WaveTask(experiment),
+        experiment.train,
+        tmp_path / "run",
+        stop_at_validation=2,
+        message="interrupted in epoch 2; the checkpoint of epoch 1",
+        resumed_from=1,
+    )
     for a, b in zip(
         jax.tree.leaves(resumed_task.model.params), jax.tree.leaves(task.model.params), strict=True
     ):
