@@ -57,18 +57,14 @@ from flax import nnx
 
 from surrogates.errors import ModelError
 from surrogates.models.contract import ModelContext, record_auxiliary
-from surrogates.models.convolution import Conv, pointwise, torch_uniform
+from surrogates.models.convolution import Conv, avg_pool, pointwise, torch_uniform
+from surrogates.models.fno import exact_gelu
 from surrogates.models.registry import register_wrapper
 from surrogates.models.spectral import SpectralConv
 
 POOL = 4  # the block's spectral path runs on a grid this many times coarser per axis
 MODES = {1: 16, 2: 9}  # the reference's spectral modes per axis
 COEFFICIENTS = {1: 5.7e-5, 2: 8.34e-5}  # the reference's auxiliary-loss coefficients
-
-
-def gelu(x: jax.Array) -> jax.Array:
-    """torch's `F.gelu` (exact, with erf)."""
-    return jax.nn.gelu(x, approximate=False)
 
 
 class ParameterGain(nnx.Module):
@@ -79,7 +75,7 @@ class ParameterGain(nnx.Module):
         self.out = pointwise(width // 2, width, rngs=rngs)
 
     def __call__(self, p: jax.Array) -> jax.Array:
-        return self.out(gelu(self.hidden(p)))
+        return self.out(exact_gelu(self.hidden(p)))
 
 
 class SpatialLayerNorm(nnx.Module):
@@ -126,13 +122,6 @@ def _interpolated(field: jax.Array, axis: int, old: int, new: int, wraps: bool) 
     return (1 - weight) * jnp.take(field, low, axis=axis) + weight * jnp.take(
         field, high, axis=axis
     )
-
-
-def _pool(x: jax.Array, factor: int) -> jax.Array:
-    """(B, *X, C) -> (B, *X / factor, C): the mean of each block of `factor` cells per axis."""
-    batch, *grid, channels = x.shape
-    split = [n for size in grid for n in (size // factor, factor)]
-    return x.reshape(batch, *split, channels).mean(axis=tuple(range(2, 2 * len(grid) + 1, 2)))
 
 
 def _repeat(x: jax.Array, factor: int) -> jax.Array:
@@ -202,11 +191,11 @@ class CAPEBlock(nnx.Module):
         if self.dims == 2:
             p = p / (1 + p)  # sigmoid(log p)
         gain0, gain1, gain2 = (_per_channel(gain(p), x.ndim) for gain in self.gains)
-        h = gelu(self.lift(x))
-        y0 = _repeat(self.spectral(_pool(h, POOL)) * gain0, POOL)
+        h = exact_gelu(self.lift(x))
+        y0 = _repeat(self.spectral(avg_pool(h, POOL)) * gain0, POOL)
         y1 = self.pointwise(h) * gain1
         y2 = self.depthwise(h) * gain2
-        y = self.norm(self.out(gelu(y0 + y1 + y2 + self.skip(h))))
+        y = self.norm(self.out(exact_gelu(y0 + y1 + y2 + self.skip(h))))
         latest = jnp.tile(x[..., -self.channels :], self.frames)
         return latest + y if self.dims == 1 else latest * (1 + y)
 

@@ -167,8 +167,14 @@ def group_norm(channels: int, groups: int, *, rngs: nnx.Rngs) -> nnx.GroupNorm:
 
 def avg_pool2x(x: jax.Array) -> jax.Array:
     """`(B, *X, C) -> (B, *X/2, C)`: the mean of each 2 x ... x 2 block (every X even)."""
+    return avg_pool(x, 2)
+
+
+def avg_pool(x: jax.Array, factor: int) -> jax.Array:
+    """`(B, *X, C) -> (B, *X/factor, C)`: the mean of each block of `factor` cells per axis
+    (every X a multiple of `factor`)."""
     batch, *grid, channels = x.shape
-    split = [n for size in grid for n in (size // 2, 2)]
+    split = [n for size in grid for n in (size // factor, factor)]
     blocks = x.reshape(batch, *split, channels)
     return blocks.mean(axis=tuple(range(2, 2 * len(grid) + 1, 2)))
 
