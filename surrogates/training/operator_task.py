@@ -238,6 +238,11 @@ class OperatorTask:
 
     def make_step(self, tx: optax.GradientTransformationExtraArgs) -> Step:
         train = self.experiment.train
+        if train.gradient_penalty is not None and not self.data.param_names:
+            raise TrainingError(
+                "train.gradient_penalty: the data has no PDE parameters to differentiate by "
+                "(set data.params, or use files whose attributes hold them)"
+            )
         return make_train_step(
             self.model.graphdef,
             tx,

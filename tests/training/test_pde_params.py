@@ -200,3 +200,15 @@ def test_other_files_are_evaluated_after_training_and_listed_by_suites(advection
     rows = [line.split("|")[1].strip() for line in table.splitlines()[4:] if line.startswith("|")]
     assert "advection" in rows and "advection (unseen)" in rows
     assert rows.index("advection (unseen)") > rows.index("advection")
+
+
+def test_a_gradient_penalty_without_parameters_stops_in_one_line(advection_files, tmp_path):
+    from surrogates.errors import TrainingError
+
+    one = [advection_files[0.4]]  # a single speed: no parameter varies, none is fed
+    experiment = load_experiment(
+        experiment_path(tmp_path, one, FNO), ["train.gradient_penalty={coefficient: 0.1}"]
+    )
+    task = OperatorTask.for_training(experiment)
+    with pytest.raises(TrainingError, match=r"train.gradient_penalty: the data has no PDE param"):
+        Trainer(task, experiment.train).run_epoch(0)
