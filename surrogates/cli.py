@@ -82,13 +82,17 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _benchmark(args: argparse.Namespace) -> None:
     from surrogates.suites import run_suite
 
-    print(run_suite(args.suite, overrides=args.override, progress=not args.quiet))
+    print(run_suite(args.suite, overrides=args.override, progress=not args.quiet, reuse=args.reuse))
 
 
 def _models(args: argparse.Namespace) -> None:
     from surrogates.models import available, summary, wrapper_overhead, wrapper_summary, wrappers
 
-    for name in available():
+    print("operators (task: operator):")
+    for name in available("operator"):
+        print(f"{name:14s} {summary(name)}")
+    print("\npointwise models (task: physics):")
+    for name in available("pointwise"):
         print(f"{name:14s} {summary(name)}")
     print("\nwrappers (model.wrappers):")
     for name in wrappers():
@@ -173,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
         help="override a key of every experiment (repeatable)",
     )
     benchmark.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    benchmark.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take finished runs of the same experiment and settings instead of training "
+        "them again (continues an interrupted suite, or adds seeds)",
+    )
     benchmark.set_defaults(run=_benchmark)
 
     models = commands.add_parser("models", help="list the registered models")

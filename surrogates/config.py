@@ -406,6 +406,104 @@ class OperatorExperiment(Experiment):
             _check_arguments(wrapper, options, where, f"of the {kind} wrapper", source, inner=True)
 
 
+class ProblemSpec(StrictModel):
+    """A registered physics problem and its PDE parameters: `{name: convection, beta: 30}`
+    (checked against the problem when the config is loaded)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PointsSpec(StrictModel):
+    """Collocation points per step: in the interior (`residual`) and on each kind of
+    condition, shared by the conditions of that kind (Helmholtz's four sides share
+    `boundary`)."""
+
+    residual: Positive = 4096
+    initial: Positive = 512
+    boundary: Positive = 512
+
+
+class BalanceSpec(StrictModel):
+    """Loss weights. `fixed`: `train.weights` throughout. `grad_norm` (Wang et al.): every
+    `every` steps each term's weight moves towards `mean_j |grad L_j| / |grad L_i|` by
+    `1 - momentum`, starting from `train.weights`; held still in L-BFGS phases."""
+
+    name: Literal["fixed", "grad_norm"] = "fixed"
+    every: Positive = 1000
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+
+
+class CausalSpec(StrictModel):
+    """Causal weighting of the residual of a time-dependent problem (Wang et al.): the
+    points sorted by time in `chunks` groups with losses `L_k`, weighted by
+    `exp(-epsilon * sum_{j<k} L_j)`, so later times count once earlier ones are fit."""
+
+    epsilon: Annotated[float, Field(gt=0)] = 1.0
+    chunks: Positive = 32
+
+
+class PhysicsTrainSpec(TrainSpec):
+    """The trainer's settings plus the physics task's. An epoch is `steps_per_epoch`
+    optimizer steps; every `resample_every` steps new collocation points are drawn from the
+    run's seed and the step's number (an L-BFGS phase keeps one draw: its line search needs
+    one objective). `weights`: initial weight per loss term (`residual`, `initial`,
+    `boundary`; LPINN's `characteristics` too), 1 for a term not named. The final iterate is
+    evaluated (`select: last`): a physics run has no validation data, and choosing on the
+    reference would be choosing on the test set."""
+
+    steps_per_epoch: Positive = 100
+    points: PointsSpec = PointsSpec()
+    resample_every: Positive = 1
+    weights: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
+    balance: BalanceSpec = BalanceSpec()
+    causal: CausalSpec | None = None
+    select: Literal["last"] = "last"
+
+    @model_validator(mode="after")
+    def _causal_chunks_divide(self) -> PhysicsTrainSpec:
+        if self.causal is not None and self.points.residual % self.causal.chunks:
+            raise ValueError(
+                f"causal.chunks ({self.causal.chunks}) must divide points.residual "
+                f"({self.points.residual})"
+            )
+        return self
+
+
+@register_experiment("physics")
+class PhysicsExperiment(Experiment):
+    """A pointwise model trained on a PDE's residual at collocation points (a PINN)."""
+
+    task: Literal["physics"] = "physics"
+    problem: ProblemSpec
+    model: ModelSpec
+    train: PhysicsTrainSpec = PhysicsTrainSpec()
+
+    def verify(self, source: str) -> None:
+        """The problem and its parameters exist; the model is a registered pointwise model
+        whose arguments fit."""
+        from surrogates.models import registry
+        from surrogates.physics import build_problem
+
+        try:
+            build_problem(self.problem.name, **self.problem.parameters())
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{source}: problem: {error}") from None
+        try:
+            cls = registry.get(self.model.name)
+            registry.check_kind(self.model.name, "pointwise")
+        except ModelError as error:
+            raise ConfigError(f"{source}: model.name: {error}") from None
+        if self.model.wrappers:
+            raise ConfigError(f"{source}: model.wrappers: pointwise models take no wrappers")
+        _check_arguments(cls, self.model.arguments(), "model", f"of {self.model.name}", source)
+
+
 def _check_arguments(
     cls: type, arguments: dict[str, Any], where: str, owner: str, source: str, inner: bool = False
 ) -> None:

@@ -14,6 +14,11 @@ A suite is YAML:
 An experiment with `eval.other_files` (files of PDE parameters training never saw, say) gets
 one more row per group of files, `<experiment> (<group>)`, scored on all their trajectories.
 
+With `reuse` (`surrogates benchmark SUITE --reuse`), a run already in the experiment's run
+folder with the same resolved settings (its `config.yaml`) and a finished evaluation is taken
+instead of training again: an interrupted suite continues where it stopped, and adding a seed
+trains only that seed.
+
 Paths are relative to the working folder. The comparison (`comparison.md`, `comparison.csv`)
 goes to a new `runs/suites/<name>/<timestamp>/` folder and lists each experiment's model and
 its persistence baseline, with the parameter count and the training and evaluation wall times.
@@ -83,7 +88,11 @@ def suite_runs(suite: Suite) -> list[list[Experiment]]:
 
 
 def run_suite(
-    path: str | Path, *, overrides: list[str] | None = None, progress: bool = True
+    path: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+    reuse: bool = False,
 ) -> Path:
     """Train and evaluate every experiment of the suite; returns the comparison folder.
 
@@ -108,8 +117,11 @@ def run_suite(
         for experiment in experiments:
             seed = f" (seed {experiment.train.seed})" if suite.seeded() else ""
             console.print(f"[bold]{suite.name}[/bold]: {experiment.name}{seed}")
+            folder = finished_run(experiment) if reuse else None
+            if folder is not None:
+                console.print(f"reusing {folder}")
             try:
-                folder = train(experiment, progress=progress)
+                folder = folder or train(experiment, progress=progress)
             except Interrupted:
                 raise
             except SurrogatesError as error:
@@ -134,6 +146,38 @@ def run_suite(
     return out
 
 
+def finished_run(experiment: Experiment) -> Path | None:
+    """The newest run of `experiment` with the same settings and a finished evaluation (its
+    own and that of each `eval.other_files` group), or None."""
+    planned = experiment.model_dump(mode="json")
+    folder = Path(experiment.run.root) / experiment.name
+    candidates = sorted(folder.iterdir(), reverse=True) if folder.is_dir() else []
+    for run in candidates:
+        outputs = [run / "eval.nc"]
+        outputs += [run / "evaluations" / g / "eval.nc" for g in other_file_groups(experiment)]
+        if not all(p.exists() for p in outputs) or not (run / "config.yaml").exists():
+            continue
+        try:
+            recorded = load_experiment(run / "config.yaml").model_dump(mode="json")
+        except SurrogatesError:
+            continue
+        if _same_settings(planned, recorded):
+            return run
+    return None
+
+
+def _same_settings(planned: object, recorded: object) -> bool:
+    """Whether a run recorded with `recorded` ran the `planned` settings: equal everywhere
+    except where the plan leaves a value to the data (None), which the record fills in."""
+    if planned is None:
+        return True
+    if isinstance(planned, dict) and isinstance(recorded, dict):
+        return planned.keys() == recorded.keys() and all(
+            _same_settings(value, recorded[key]) for key, value in planned.items()
+        )
+    return planned == recorded
+
+
 def _write_comparison(
     suite: Suite,
     results: dict[str, list[xr.Dataset]],
@@ -151,9 +195,12 @@ def _write_comparison(
     write_text(out / "comparison.md", text)
     write_csv(rows, out / "comparison.csv")
     # The terminal shows the headline columns; the files hold every metric.
-    headline = ("experiment", "model", "nrmse", "nrmse_last", "params", "train_seconds")
+    # Operators are compared by nRMSE; physics runs (no rollouts) by relative L2.
+    metric = "nrmse" if any(key.startswith("nrmse") for key in rows[0]) else "rel_l2"
+    headline = ("experiment", "model", metric, f"{metric}_last", "params", "train_seconds")
     if suite.seeded():
-        headline = ("experiment", "model", "seeds", "nrmse_mean", "nrmse_std", "params")
+        headline = ("experiment", "model", "seeds", f"{metric}_mean", f"{metric}_std", "params")
+        headline += ("train_seconds",) if metric == "rel_l2" else ()
     shown = [c for c in headline if c in rows[0]]
     console.print(rich_table(rows, f"suite {suite.name}", columns=shown))
     return out

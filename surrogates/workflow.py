@@ -35,10 +35,12 @@ from surrogates.config import (
 )
 from surrogates.errors import ConfigError, Interrupted, TrainingError
 from surrogates.evaluation.operator import evaluate_operator_run
+from surrogates.evaluation.physics import evaluate_physics_run
 from surrogates.runs import new_folder, read_jsonl
 from surrogates.training.checkpoints import Checkpoints
 from surrogates.training.files import resolve_other_files
 from surrogates.training.operator_task import OperatorTask
+from surrogates.training.physics_task import PhysicsTask
 from surrogates.training.task import Task
 from surrogates.training.trainer import Trainer, load_selected
 
@@ -234,5 +236,28 @@ register_task(
         eval_task=OperatorTask.for_evaluation,
         record=OperatorTask.record,
         evaluate=evaluate_operator_run,
+    ),
+)
+
+
+def _physics_evaluation_task(
+    experiment: Any, files: list[Path] | None, stride_x: int | None
+) -> PhysicsTask:
+    """A physics run evaluates on its problem's grid: no data files, no stride."""
+    if files is not None or stride_x is not None:
+        raise ConfigError(
+            f"{experiment.name}: a physics run is evaluated on its problem's grid; "
+            "--data and --stride-x apply to operator runs"
+        )
+    return PhysicsTask(experiment)
+
+
+register_task(
+    "physics",
+    TaskKind(
+        train_task=lambda experiment, model: PhysicsTask(experiment, model),
+        eval_task=_physics_evaluation_task,
+        record=lambda task: (task.experiment, task.facts()),
+        evaluate=evaluate_physics_run,
     ),
 )

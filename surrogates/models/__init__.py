@@ -9,11 +9,15 @@ from surrogates.models.cape import CAPE as CAPE
 from surrogates.models.contract import ModelContext as ModelContext
 from surrogates.models.fno import FNO as FNO
 from surrogates.models.fno import TFNO as TFNO
+from surrogates.models.lpinn import LPINN as LPINN
 from surrogates.models.multigrid import Multigrid as Multigrid
 from surrogates.models.persistence import Persistence as Persistence
+from surrogates.models.pig import PIG as PIG
+from surrogates.models.pinn import PINN as PINN
 from surrogates.models.registry import available as available
 from surrogates.models.registry import build as build
 from surrogates.models.registry import get as get
+from surrogates.models.registry import kind_of as kind_of
 from surrogates.models.registry import register as register
 from surrogates.models.registry import register_wrapper as register_wrapper
 from surrogates.models.registry import summary as summary

@@ -55,6 +55,11 @@ CONTEXT_ARGUMENTS = (
     "spatial_shape",
     "boundary",
     "n_params",
+    "in_dims",
+    "out_dims",
+    "lower",
+    "upper",
+    "periods",
     "rngs",
 )
 
@@ -96,6 +101,57 @@ class ModelContext:
         }
         taken = inspect.signature(cls.__init__).parameters
         return {name: value for name, value in values.items() if name in taken}
+
+
+@dataclass(frozen=True)
+class PointwiseContext:
+    """The problem a pointwise model (`kind="pointwise"`) is built for.
+
+    - `in_dims`: coordinates per point (d), `out_dims`: solution components.
+    - `lower`, `upper`: the domain's box, per coordinate (a model may scale its inputs or
+      place features inside it).
+    - `periods`: per coordinate, its period if the problem is periodic along it, else None.
+    """
+
+    in_dims: int
+    out_dims: int
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    periods: tuple[float | None, ...]
+
+    def constructor_arguments(self, cls: type, rngs: nnx.Rngs) -> dict[str, Any]:
+        """The context's values for the `CONTEXT_ARGUMENTS` that `cls.__init__` takes."""
+        values = {
+            "in_dims": self.in_dims,
+            "out_dims": self.out_dims,
+            "lower": self.lower,
+            "upper": self.upper,
+            "periods": self.periods,
+            "rngs": rngs,
+        }
+        taken = inspect.signature(cls.__init__).parameters
+        return {name: value for name, value in values.items() if name in taken}
+
+
+@runtime_checkable
+class Lagrangian(Protocol):
+    """A pointwise model of `(t, xi)`, a time and a characteristic's starting point, that
+    outputs the state on the characteristic and its position, `(u, X)` (LPINN); the physics
+    task trains it on the Lagrangian form of the PDE (`surrogates.physics.formulation`)."""
+
+    def state_and_position(self, coords: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """`coords (..., 2)` -> `u (..., 1)`, `X (..., 1)`."""
+        ...
+
+
+@runtime_checkable
+class HasCentres(Protocol):
+    """A pointwise model built on localised features (PIG's Gaussians), whose centres an
+    evaluation can draw."""
+
+    def centres(self) -> jax.Array:
+        """The features' centres in the problem's coordinates: (channels, N, d)."""
+        ...
 
 
 @runtime_checkable

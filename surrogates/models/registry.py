@@ -8,6 +8,10 @@ model = build("fno", n_modes=(16, 16), in_channels=3, out_channels=1, hidden_cha
               rngs=nnx.Rngs(0))
 ```
 
+Models are of one of two kinds: `operator` (the default; fields in, fields out, trained on
+trajectories) or `pointwise` (coordinates in, the solution there out, trained on a PDE's
+residual: `register("pinn", kind="pointwise")`). Each task builds models of its own kind only.
+
 Wrappers (a model around another, `surrogates.models.contract.Wrapper`) register with
 `register_wrapper("multigrid")` and are listed in configs under `model.wrappers`.
 
@@ -28,7 +32,10 @@ from surrogates.errors import ModelError
 
 _ModelType = TypeVar("_ModelType", bound=type[nnx.Module])
 
+KINDS = ("operator", "pointwise")
+
 _MODELS: dict[str, type[nnx.Module]] = {}
+_KIND: dict[str, str] = {}
 _WRAPPERS: dict[str, type[nnx.Module]] = {}
 
 
@@ -44,8 +51,12 @@ def _registering(table: dict[str, type[nnx.Module]], name: str, what: str):
     return decorate
 
 
-def register(name: str) -> Callable[[_ModelType], _ModelType]:
-    """Class decorator that makes a model buildable as `build(name, ...)`."""
+def register(name: str, kind: str = "operator") -> Callable[[_ModelType], _ModelType]:
+    """Class decorator that makes a model of `kind` (see `KINDS`) buildable as
+    `build(name, ...)`."""
+    if kind not in KINDS:
+        raise ValueError(f"model kind {kind!r} is none of {', '.join(KINDS)}")
+    _KIND[name] = kind
     return _registering(_MODELS, name, "model")
 
 
@@ -64,9 +75,24 @@ def wrapper(name: str) -> type[nnx.Module]:
     return _lookup(_WRAPPERS, name, "wrapper")
 
 
-def available() -> tuple[str, ...]:
-    """The registered model names, sorted."""
-    return tuple(sorted(_MODELS))
+def available(kind: str | None = None) -> tuple[str, ...]:
+    """The registered model names (of `kind` if given), sorted."""
+    return tuple(sorted(name for name in _MODELS if kind is None or _KIND[name] == kind))
+
+
+def kind_of(name: str) -> str:
+    """`operator` or `pointwise`: what the model registered as `name` maps."""
+    get(name)
+    return _KIND[name]
+
+
+def check_kind(name: str, kind: str, key: str = "model.name") -> None:
+    """`ModelError` unless the model registered as `name` is of `kind`, naming `key`."""
+    if kind_of(name) != kind:
+        raise ModelError(
+            f"{key}: {name!r} is a model of kind {kind_of(name)}; this task trains {kind} "
+            f"models ({', '.join(available(kind))})"
+        )
 
 
 def get(name: str) -> type[nnx.Module]:

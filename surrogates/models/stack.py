@@ -28,6 +28,7 @@ def build_stack(
 ) -> nnx.Module:
     """Model `name` with `arguments`, inside `wrappers` (`(kind, options)`, outermost first),
     for data described by `context`."""
+    registry.check_kind(name, "operator")
     contexts = [context]
     for kind, options in wrappers:
         cls = registry.wrapper(kind)

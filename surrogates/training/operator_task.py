@@ -218,7 +218,7 @@ class OperatorTask:
     def steps_per_epoch(self) -> int:
         return self.sampler.steps_per_epoch
 
-    def optimizer_state(self, tx: optax.GradientTransformation) -> Any:
+    def optimizer_state(self, tx: optax.GradientTransformation, previous: Any = None) -> Any:
         # Placed like the parameters, so the step's first call sees the same input shardings
         # as every later one and compiles once.
         return initial_optimizer_state(tx, self.model.params, self.mesh)

@@ -74,8 +74,11 @@ class Task(Protocol):
     validation_name: str
     model_path: tuple[str, ...]
 
-    def optimizer_state(self, tx: optax.GradientTransformation) -> Any:
-        """`tx`'s initial state for the current parameters, placed like them."""
+    def optimizer_state(self, tx: optax.GradientTransformation, previous: Any = None) -> Any:
+        """`tx`'s initial state for the current parameters, placed like them. `previous` is
+        the state at the end of the phase before (None for the first phase, and when only
+        the state's structure is needed): a task that keeps state of its own in the
+        optimizer state (loss weights) carries it over from there."""
         ...
 
     def start_epoch(self, epoch: int) -> bool:

@@ -162,7 +162,7 @@ class Trainer:
         phase = phase_at(self.phases, epoch)
         rebuild = self.task.start_epoch(epoch)
         if phase is not self.phase:
-            self.opt_state = self.task.optimizer_state(phase.tx)
+            self.opt_state = self.task.optimizer_state(phase.tx, self.opt_state)
             self.phase, rebuild = phase, True
         if rebuild or self.compiled_step is None:
             self.compiled_step = self.task.make_step(phase.tx)

@@ -4,7 +4,10 @@ giving a small instance's arguments, None for a dimension it does not support).
 
 For each: the output shape, jit equal to eager (the model alone), one compiled training step,
 a short rollout, a checkpoint round trip, and PDE parameters accepted alongside the input;
-wrappers pass the parameters on to the model inside.
+wrappers pass the parameters on to the model inside. Compiling is most of the cost, so the
+wrappers get the full checks around one spectral and one convolutional model (and MG-TFNO,
+multigrid around the TFNO), and around every other model the output shape (evaluated
+abstractly, without compiling).
 """
 
 from __future__ import annotations
@@ -27,19 +30,21 @@ from surrogates.training.steps import make_train_step
 
 HISTORY, CHANNELS, BATCH = 2, 2, 2
 SIZES = {1: (16,), 2: (16, 16)}
+FULLY_WRAPPED = {("fno", "multigrid"), ("fno", "cape"), ("unet", "multigrid"), ("unet", "cape")}
+FULLY_WRAPPED.add(("tfno", "multigrid"))
 
 
 def cases() -> list[tuple[str, int, str | None]]:
     stacks = [None, *wrappers()]
     return [
         (name, dims, kind)
-        for name, dims, kind in itertools.product(available(), (1, 2), stacks)
+        for name, dims, kind in itertools.product(available("operator"), (1, 2), stacks)
         if get(name).example(dims) is not None
     ]
 
 
 def test_every_model_and_wrapper_gives_an_example():
-    for name in available():
+    for name in available("operator"):
         assert callable(getattr(get(name), "example", None)), f"{name} has no example()"
     for kind in wrappers():
         assert callable(getattr(wrapper(kind), "example", None)), f"{kind} has no example()"
@@ -72,6 +77,12 @@ def test_registry_matrix(name, dims, kind, tmp_path):
     # Output shape, with PDE parameters alongside; jit equal to eager for the model alone
     # (eager runs compile every operation apart: a wrapper's own are in its tests).
     graphdef, state = nnx.split(model)
+    if kind is not None and (name, kind) not in FULLY_WRAPPED:
+        shape = jax.eval_shape(
+            lambda s, x, p: nnx.merge(graphdef, s)(x, pde_params=p), state, x, pde_params
+        )
+        assert shape.shape == (BATCH, *SIZES[dims], CHANNELS)
+        return
     jitted = jax.jit(lambda s, x, p: nnx.merge(graphdef, s)(x, pde_params=p))(state, x, pde_params)
     assert jitted.shape == (BATCH, *SIZES[dims], CHANNELS)
     if kind is None:

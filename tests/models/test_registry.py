@@ -49,7 +49,7 @@ def test_unknown_model_suggests_a_close_name():
         build("fn0", in_channels=1)
     message = str(error.value)
     assert "unknown model 'fn0' (did you mean 'fno'?)" in message
-    assert "fno, persistence" in message
+    assert "known models: " + ", ".join(available()) in message
     assert "\n" not in message
     assert isinstance(error.value, SurrogatesError)
 

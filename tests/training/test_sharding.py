@@ -74,13 +74,19 @@ train:
 def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, sections):
     experiment = tmp_path / "exp.yaml"
     experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs", **sections))
+    on_four_devices(SCRIPT, experiment)
+
+
+def on_four_devices(script: str, experiment) -> None:
+    """Run `script` on `experiment` in a fresh interpreter with 4 forced host devices; it
+    prints `losses` when its comparisons pass."""
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
         "JAX_PLATFORMS": "cpu",
     }
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(experiment)],
+        [sys.executable, "-c", script, str(experiment)],
         env=env,
         capture_output=True,
         text=True,
@@ -88,3 +94,45 @@ def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, sections
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "losses" in result.stdout
+
+
+PHYSICS_SCRIPT = textwrap.dedent(
+    """
+    import sys
+
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh
+
+    from surrogates.config import load_experiment
+    from surrogates.training import Trainer
+    from surrogates.training.physics_task import PhysicsTask
+
+    assert jax.device_count() == 4, jax.devices()
+    experiment = load_experiment(sys.argv[1])
+    results = {}
+    for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):
+        task = PhysicsTask(experiment, mesh=Mesh(np.array(devices), ("data",)))
+        trainer = Trainer(task, experiment.train)
+        losses = [trainer.run_epoch(epoch)[0] for epoch in range(2)]
+        results[name] = (losses, [np.asarray(p) for p in jax.tree.leaves(task.model.params)])
+    np.testing.assert_allclose(results["four"][0], results["one"][0], rtol=1e-5)
+    for a, b in zip(results["four"][1], results["one"][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    print("losses", results["four"][0])
+    """
+)
+
+
+def test_collocation_points_shard_and_train_as_on_one_device(tmp_path):
+    """The physics task's points are drawn inside the step and split over 4 devices: the
+    same losses and weights as on one, with gradient-norm weights and causal chunks."""
+    experiment = tmp_path / "physics.yaml"
+    experiment.write_text(
+        "name: sharded\ntask: physics\nproblem: {name: burgers}\n"
+        "model: {name: pinn, hidden: 16, layers: 2}\n"
+        "train:\n  epochs: 2\n  steps_per_epoch: 5\n"
+        "  points: {residual: 256, initial: 32, boundary: 32}\n"
+        "  balance: {name: grad_norm, every: 2}\n  causal: {chunks: 8}\n"
+    )
+    on_four_devices(PHYSICS_SCRIPT, experiment)

@@ -67,3 +67,54 @@ def test_a_failing_run_is_listed_and_the_others_go_on(make_experiment, tmp_path,
         assert [r["experiment"] for r in csv.DictReader(f)] == ["good", "good"]
     text = (out / "comparison.md").read_text()
     assert "## Failed runs (not in the table)\n\n- bad: training diverged" in text
+
+
+def test_reuse_takes_finished_runs_of_the_same_settings_only(make_experiment, tmp_path, capsys):
+    """`--reuse` continues a suite: a seed already run is taken, a new seed or a changed
+    setting is trained."""
+    tiny = make_experiment("tiny")
+    suite = tmp_path / "suite.yaml"
+
+    def run(seeds: str, epochs: int) -> Path:
+        suite.write_text(
+            f"name: again\nroot: {tmp_path / 'runs'}\noverrides: [train.epochs={epochs}]\n"
+            f"seeds: {seeds}\nexperiments:\n  - {tiny}\n"
+        )
+        assert main(["benchmark", str(suite), "-q", "--reuse"]) == 0
+        return Path(capsys.readouterr().out.strip().splitlines()[-1])
+
+    runs = tmp_path / "runs" / "tiny"
+    first = run("[0]", 1)
+    assert len(list(runs.iterdir())) == 1
+    second = run("[0, 1]", 1)
+    assert len(list(runs.iterdir())) == 2  # only seed 1 trained
+    rows = [list(csv.DictReader((out / "comparison.csv").open())) for out in (first, second)]
+    assert rows[1][0]["seeds"] == "2"
+    run("[0, 1]", 2)  # other settings: both seeds train again
+    assert len(list(runs.iterdir())) == 4
+
+
+def test_a_suite_of_physics_runs_compares_their_relative_errors(tmp_path, capsys):
+    experiment = tmp_path / "conv.yaml"
+    experiment.write_text(
+        "name: conv\ntask: physics\nproblem: {name: convection, beta: 1}\n"
+        "model: {name: pinn, hidden: 8, layers: 2}\n"
+        "train: {epochs: 1, steps_per_epoch: 5, "
+        "points: {residual: 64, initial: 16, boundary: 16}}\n"
+        f"run: {{root: {tmp_path / 'runs'}}}\n"
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"name: physics\nroot: {tmp_path / 'runs'}\nseeds: [0, 1]\nexperiments: [{experiment}]\n"
+    )
+    assert main(["benchmark", str(suite), "-q"]) == 0
+    captured = capsys.readouterr()
+    out = Path(captured.out.strip().splitlines()[-1])
+    rows = list(csv.DictReader((out / "comparison.csv").open()))
+    errors = [
+        float(read_results(run / "eval.nc")["rel_l2"].squeeze())
+        for run in sorted((tmp_path / "runs" / "conv").iterdir())
+    ]
+    assert [(r["experiment"], r["model"], r["seeds"]) for r in rows] == [("conv", "pinn", "2")]
+    assert float(rows[0]["rel_l2_mean"]) == pytest.approx(np.mean(errors), rel=1e-9)
+    assert "rel_l2_mean" in captured.err  # the terminal's headline columns

@@ -71,7 +71,7 @@ class WaveTask:
         self.model = Model.of(wave, self.mesh)
         self.steps_per_epoch = experiment.steps_per_epoch
 
-    def optimizer_state(self, tx: optax.GradientTransformation) -> Any:
+    def optimizer_state(self, tx: optax.GradientTransformation, previous: Any = None) -> Any:
         return initial_optimizer_state(tx, self.model.params, self.mesh)
 
     def start_epoch(self, epoch: int) -> bool:

@@ -51,6 +51,7 @@ from surrogates.data.generate.specs import (
     solved_chunks,
     write_sample_groups,
 )
+from surrogates.physics.equations import bistable
 from surrogates.schema import StrictModel
 
 # The domain [LOW, HIGH]^2, PDEBench's.
@@ -95,7 +96,7 @@ def reaction(state: jax.Array, k: ArrayLike) -> jax.Array:
     holding (u, v) on axis -3: (..., 2, N, N).
     """
     u, v = state[..., 0, :, :], state[..., 1, :, :]
-    return jnp.stack([u - u**3 - k - v, u - v], axis=-3)
+    return jnp.stack([bistable(u) - k - v, u - v], axis=-3)
 
 
 def tendency(

@@ -14,6 +14,9 @@ counts and solver options are static.
   explicit viscous term would need `dt ~ dx^2 pi / Nu`, a million steps at Nu = 4).
 - Reaction-diffusion `u_t = Nu u_xx + rho u (1 - u)`: Strang splitting of the exact logistic
   reaction and the exact heat operator; second order in time, spectral in space.
+
+The fluxes and the logistic step are `surrogates.physics.equations`', which the
+physics-informed problems' residuals use too.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from surrogates.data.generate.finite_volume import (
     trajectory,
 )
 from surrogates.data.generate.initial_conditions import SumOfSines
+from surrogates.physics import equations
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ def advection_muscl(
     u0: jax.Array, beta: jax.Array, *, grid: Grid, frames: int, interval: float, cfl: float
 ) -> jax.Array:
     """MUSCL-upwind advection: (B, N) -> (B, T, N). The Rusanov flux is upwind here."""
-    step = ssp_rk2(conservation_rhs(lambda u: beta * u, lambda u: jnp.abs(beta), grid.dx))
+    flux = functools.partial(equations.advection_flux, beta=beta)
+    step = ssp_rk2(conservation_rhs(flux, lambda u: jnp.abs(beta), grid.dx))
     n = substeps(interval, jnp.abs(beta), cfl, grid.dx)
     dt = interval / n
 
@@ -109,7 +114,7 @@ def burgers(
     grow, so they stay within the limits for the whole interval.
     """
     viscosity = nu / jnp.pi
-    flux, dx = (lambda u: 0.5 * u * u), grid.dx
+    flux, dx = equations.burgers_flux, grid.dx
     explicit = ssp_rk2(conservation_rhs(flux, jnp.abs, dx, viscosity))
     convect = ssp_rk2(conservation_rhs(flux, jnp.abs, dx))
     diffuse = heat(viscosity, grid.length)
@@ -141,8 +146,7 @@ def logistic(rho: jax.Array) -> Operator:
     """Exact solution operator of `u_t = rho u (1 - u)`: `(u, dt) -> u(t + dt)`."""
 
     def step(u: jax.Array, dt: jax.Array) -> jax.Array:
-        growth = jnp.exp(rho * dt)
-        return u * growth / (1 - u + u * growth)
+        return equations.logistic_step(u, rho, dt)
 
     return step
 
