@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -97,10 +98,8 @@ class ModelContext:
             "spatial_shape": self.spatial_shape,
             "boundary": self.boundary,
             "n_params": self.n_params,
-            "rngs": rngs,
         }
-        taken = inspect.signature(cls.__init__).parameters
-        return {name: value for name, value in values.items() if name in taken}
+        return _taken(cls, {**values, "rngs": rngs})
 
 
 @dataclass(frozen=True)
@@ -121,16 +120,13 @@ class PointwiseContext:
 
     def constructor_arguments(self, cls: type, rngs: nnx.Rngs) -> dict[str, Any]:
         """The context's values for the `CONTEXT_ARGUMENTS` that `cls.__init__` takes."""
-        values = {
-            "in_dims": self.in_dims,
-            "out_dims": self.out_dims,
-            "lower": self.lower,
-            "upper": self.upper,
-            "periods": self.periods,
-            "rngs": rngs,
-        }
-        taken = inspect.signature(cls.__init__).parameters
-        return {name: value for name, value in values.items() if name in taken}
+        return _taken(cls, {**dataclasses.asdict(self), "rngs": rngs})
+
+
+def _taken(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `values` that `cls.__init__` names."""
+    taken = inspect.signature(cls.__init__).parameters
+    return {name: value for name, value in values.items() if name in taken}
 
 
 @runtime_checkable

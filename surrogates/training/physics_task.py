@@ -81,6 +81,9 @@ class PhysicsTask:
         self._check_weights()
         self.steps_per_epoch = experiment.train.steps_per_epoch
         self.phase_index = 0
+        graphdef = self.model.graphdef
+        self._forward = jax.jit(lambda params, rest, x: nnx.merge(graphdef, params, rest)(x))
+        self._reference: np.ndarray | None = None
 
     def _lagrangian_form(self, cls: type) -> LagrangianForm | None:
         """The problem's Lagrangian form for a `Lagrangian` model (LPINN), else None."""
@@ -123,9 +126,17 @@ class PhysicsTask:
             "parameters": self.problem.parameters(),
             "outputs": list(self.problem.outputs),
             "evaluation_grid": {name: len(values) for name, values in grid.items()},
-            "points_per_step": dict(zip([t.name for t in self.terms], self.counts(), strict=True)),
+            "points_per_step": self.points_per_name(),
             "formulation": "eulerian" if self.form is None else "lagrangian",
         }
+
+    def points_per_name(self) -> dict[str, int]:
+        """Points per step of each loss term, summed over its conditions (Helmholtz's four
+        sides are one `boundary`)."""
+        totals = dict.fromkeys(self.names, 0)
+        for term, count in zip(self.terms, self.counts(), strict=True):
+            totals[term.name] += count
+        return totals
 
     def counts(self) -> list[int]:
         """Points per term per step: each kind's count shared by its terms, rounded up to
@@ -258,7 +269,7 @@ class PhysicsTask:
 
     def problem_reference(self) -> np.ndarray:
         """The reference on the evaluation grid (computed once): (*grid, n_out)."""
-        if not hasattr(self, "_reference"):
+        if self._reference is None:
             self._reference = self.problem.reference()
         return self._reference
 
@@ -272,9 +283,6 @@ class PhysicsTask:
     def _evaluate(self, points: np.ndarray) -> np.ndarray:
         """The model's output at `points (..., d)`: (..., n_out), in chunks."""
         flat = points.reshape(-1, points.shape[-1]).astype(np.float32)
-        if not hasattr(self, "_forward"):
-            graphdef = self.model.graphdef
-            self._forward = jax.jit(lambda params, rest, x: nnx.merge(graphdef, params, rest)(x))
         parts = [
             np.asarray(
                 self._forward(self.model.params, self.model.rest, flat[i : i + EVALUATION_CHUNK])

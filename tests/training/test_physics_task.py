@@ -189,3 +189,15 @@ def test_the_step_optimises_every_term(tmp_path):
     after = losses(params, task.model.rest, points)
     assert before.shape == (3,)
     assert np.all(np.asarray(after) < np.asarray(before))
+
+
+def test_the_record_sums_the_points_of_conditions_that_share_a_name(tmp_path):
+    """Helmholtz's four sides share `points.boundary`: the run records their sum."""
+    path = tmp_path / "helmholtz.yaml"
+    path.write_text(
+        "name: h\ntask: physics\nproblem: {name: helmholtz}\nmodel: {name: pinn}\n"
+        "train: {points: {residual: 64, boundary: 40}}\n"
+    )
+    task = PhysicsTask(load_experiment(path))
+    assert [t.name for t in task.terms].count("boundary") == 4
+    assert task.facts()["points_per_step"] == {"residual": 64, "boundary": 40}
