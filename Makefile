@@ -20,11 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/surrogates train experiments/quickstart.yaml
 
-# One worker per core, each test file on one worker (so a file's module fixtures, a compiled
-# model for instance, are built once): most of the suite's time is XLA compiling, which uses
-# one core.
+# One worker per core (most of the suite's time is XLA compiling, which uses one core); each
+# test file on one worker, the long ones first (see `tests/conftest.py`).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

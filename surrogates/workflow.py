@@ -121,10 +121,10 @@ def evaluate(
     name: str | None = None,
 ) -> Path:
     """Re-evaluate the run in `folder` (the checkpoint `train.select` names) into
-    `folder/evaluations/<stamp>/` (or `<name>/`), on other files (`data`, all their
-    trajectories), at another spatial stride, or with other evaluation settings (`overrides`
-    of `EVALUATION_KEYS`, such as `eval.rollout_steps=20`). A failed evaluation leaves no
-    folder behind."""
+    `folder/evaluations/<stamp>/` (or `<name>/`, replacing an earlier one once complete), on
+    other files (`data`, all their trajectories), at another spatial stride, or with other
+    evaluation settings (`overrides` of `EVALUATION_KEYS`, such as `eval.rollout_steps=20`).
+    A failed evaluation leaves no folder behind."""
     experiment = _run_experiment(folder, overrides, EVALUATION_KEYS, "evaluate")
     kind = _kind(experiment)
     task = kind.eval_task(experiment, data, stride_x)
@@ -137,18 +137,39 @@ def evaluate(
     if overrides:
         attrs["overrides"] = " ".join(overrides)
     if name is None:
-        out = new_folder(folder / "evaluations")
+        out, earlier = new_folder(folder / "evaluations"), None
     else:
-        out = folder / "evaluations" / name
-        out.mkdir(parents=True)
+        out, earlier = _set_aside(folder / "evaluations" / name)
     try:
         kind.evaluate(
             task, folder, out, files=data, stride_x=stride_x, console=console, attrs=attrs
         )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
+        if earlier is not None:
+            earlier.rename(out)
         raise
+    if earlier is not None:
+        shutil.rmtree(earlier)
+    if console is not None:
+        console.print(f"results in {out}: eval.nc, summary.md, figures/")
     return out
+
+
+def _set_aside(out: Path) -> tuple[Path, Path | None]:
+    """Make the empty folder `out` for an evaluation that replaces the one there, which
+    waits in `<out>.old` until the new one is complete (and comes back if it fails); an
+    `.old` left by a killed evaluation is the complete one. Returns `out` and the set-aside
+    folder, if any."""
+    earlier = out.with_name(f"{out.name}.old")
+    if earlier.exists():
+        shutil.rmtree(out, ignore_errors=True)
+    elif out.exists():
+        out.rename(earlier)
+    else:
+        earlier = None
+    out.mkdir(parents=True)
+    return out, earlier
 
 
 def _run_experiment(
@@ -181,6 +202,7 @@ def _fit(
     finally:
         trainer.close()
     seconds = sum(record["seconds"] for record in read_jsonl(folder / "metrics.jsonl"))
+    console = Console(stderr=True) if progress else None
     try:
         kind.evaluate(
             task,
@@ -188,9 +210,11 @@ def _fit(
             folder,
             files=None,
             stride_x=None,
-            console=Console(stderr=True) if progress else None,
+            console=console,
             attrs={"train_seconds": seconds, "checkpoint_epoch": epoch},
         )
+        if console is not None:
+            console.print(f"results in {folder}: eval.nc, summary.md, figures/")
         _evaluate_other_files(experiment, folder, progress)
     except KeyboardInterrupt:
         raise Interrupted(
@@ -210,13 +234,7 @@ def _evaluate_other_files(experiment: Experiment, folder: Path, progress: bool) 
     for name, entries in other_file_groups(experiment).items():
         files = resolve_other_files(experiment.data, entries)
         console = Console(stderr=True) if progress else None
-        fresh = folder / "evaluations" / f"{name}.new"
-        shutil.rmtree(fresh, ignore_errors=True)  # left by an interrupted evaluation
-        evaluate(folder, data=files, console=console, name=fresh.name)
-        final = folder / "evaluations" / name
-        if final.exists():
-            shutil.rmtree(final)
-        fresh.rename(final)
+        evaluate(folder, data=files, console=console, name=name)
 
 
 def _record_overrides(folder: Path, experiment: Experiment, overrides: Sequence[str]) -> None:

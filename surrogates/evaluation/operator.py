@@ -106,9 +106,6 @@ def evaluate_operator(
     )
     if console is not None:
         print_summary(console, results, f"{experiment.name}: {what}, {source}")
-        console.print(
-            f"results: {out / 'eval.nc'}, {out / 'summary.md'}, figures in {out / 'figures'}"
-        )
     if warning:
         warn(f"{out / 'eval.nc'}: {warning}")
     return results

@@ -177,7 +177,9 @@ def test_data_params_chooses_the_attributes(echo, advection_files, tmp_path):
         OperatorTask.for_training(missing)
 
 
-def test_other_files_are_evaluated_after_training_and_listed_by_suites(advection_files, tmp_path):
+def test_other_files_are_evaluated_after_training_and_listed_by_suites(
+    advection_files, tmp_path, capsys, monkeypatch
+):
     from surrogates.suites import run_suite
 
     files = [advection_files[0.4], advection_files[1.0]]
@@ -187,11 +189,38 @@ def test_other_files_are_evaluated_after_training_and_listed_by_suites(advection
         "eval: {batch_size: 4}", f"eval: {{batch_size: 4, other_files: {{unseen: [{unseen}]}}}}"
     )
     path.write_text(text)
-    folder = train(load_experiment(path), progress=False)
+    bare = tmp_path / "bare.hdf5"
+    write_tensor(bare, n=4, t=7, x=16, seed=9)
+    folder = train(load_experiment(path), progress=True)
     other = read_results(folder / "evaluations" / "unseen" / "eval.nc")
     assert other["beta"].values.tolist() == [2.5] and other["seen"].values.tolist() == [False]
     assert other.attrs["trajectories"] == 8  # the whole file
-    assert not (folder / "evaluations" / "unseen.new").exists()
+    # The messages name where the results are.
+    err = "".join(capsys.readouterr().err.split())  # rich wraps long lines anywhere
+    assert f"resultsin{folder}:" in err
+    assert f"resultsin{folder / 'evaluations' / 'unseen'}:" in err
+    assert ".new" not in err and ".old" not in err
+
+    # Evaluating into the same name again replaces the results once the new ones are
+    # complete; a failed evaluation leaves the earlier ones in place.
+    written = (folder / "evaluations" / "unseen" / "eval.nc").read_bytes()
+    with pytest.raises(DatasetError, match="no PDE parameter attribute 'beta'"):
+        evaluate(folder, data=[tmp_path / "bare.hdf5"], name="unseen")
+    assert (folder / "evaluations" / "unseen" / "eval.nc").read_bytes() == written
+
+    def fail(*args, **kwargs):  # after the new eval.nc is written
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("surrogates.evaluation.operator.write_summary", fail)
+        with pytest.raises(OSError, match="disk full"):
+            evaluate(folder, data=[unseen], name="unseen")
+    assert (folder / "evaluations" / "unseen" / "eval.nc").read_bytes() == written
+    assert sorted(p.name for p in (folder / "evaluations").iterdir()) == ["unseen"]
+    evaluate(folder, data=[unseen], name="unseen")
+    again = read_results(folder / "evaluations" / "unseen" / "eval.nc")
+    np.testing.assert_array_equal(again["nrmse"], other["nrmse"])
+    assert sorted(p.name for p in (folder / "evaluations").iterdir()) == ["unseen"]
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(f"name: unseen\nroot: {tmp_path / 'runs'}\nexperiments: [{path}]\n")

@@ -25,6 +25,8 @@ from surrogates.training.physics_task import (
 )
 from surrogates.workflow import evaluate, resume, train
 
+pytestmark = pytest.mark.long(70)
+
 CONVECTION = """
 name: {name}
 task: physics

@@ -26,6 +26,8 @@ from surrogates.training import Trainer
 from surrogates.training.checkpoints import Checkpoints
 from surrogates.workflow import resume, train
 
+pytestmark = pytest.mark.long(65)
+
 HERE = Path(__file__).parent
 
 
