@@ -20,10 +20,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/surrogates train experiments/quickstart.yaml
 
-# One worker per core (most of the suite's time is XLA compiling, which uses one core); each
-# test file on one worker, the long ones first (see `tests/conftest.py`).
+# One worker per core, each test file on one worker (so a file's module fixtures, a compiled
+# model for instance, are built once): most of the suite's time is XLA compiling, which uses
+# one core.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

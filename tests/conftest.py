@@ -32,22 +32,3 @@ def make_experiment(burgers_file: Path, tmp_path: Path):
         return path
 
     return make
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items) -> None:
-    """How `make test` shares the tests out between its workers (xdist's `loadgroup`, in
-    this order): a file's tests go to one worker together, so its module fixtures (a
-    compiled model, a generated file) are built once, except in files marked `spread`
-    (long tests sharing nothing, the notebooks), whose tests go out one by one. Files
-    marked `long(seconds)` go first, longest first: started last, one of them would keep
-    one worker busy long after the other has finished."""
-    for item in items:
-        if item.get_closest_marker("spread") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-    def expected(item) -> float:
-        mark = item.get_closest_marker("long")
-        return mark.args[0] if mark is not None else 0.0
-
-    items.sort(key=expected, reverse=True)  # stable: the rest keep their order

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from surrogates import train
 from surrogates.config import load_experiment
 from surrogates.evaluation.results import read_results
-
-pytestmark = pytest.mark.long(110)
 
 QUICKSTART = Path(__file__).parents[1] / "experiments" / "quickstart.yaml"
 

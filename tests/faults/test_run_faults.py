@@ -17,8 +17,6 @@ from tiny_runs import experiment_yaml
 from surrogates.cli import main
 from surrogates.runs import read_jsonl
 
-pytestmark = pytest.mark.long(60)
-
 
 @pytest.fixture(scope="module")
 def trained(burgers_file: Path, tmp_path_factory) -> Path:

@@ -28,8 +28,6 @@ from surrogates.training.optimizers import make_optimizer
 from surrogates.training.stepper import Stepper, rollout
 from surrogates.training.steps import make_train_step
 
-pytestmark = pytest.mark.long(290)
-
 HISTORY, CHANNELS, BATCH = 2, 2, 2
 SIZES = {1: (16,), 2: (16, 16)}
 FULLY_WRAPPED = {("fno", "multigrid"), ("fno", "cape"), ("unet", "multigrid"), ("unet", "cape")}

@@ -19,8 +19,6 @@ from surrogates.models.contract import check_grid
 from surrogates.models.convolution import avg_pool2x, torch_uniform, upsample_cubic2x
 from surrogates.models.sinenet import sinusoidal_embedding
 
-pytestmark = pytest.mark.long(100)
-
 
 def parameters(model: nnx.Module) -> int:
     return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

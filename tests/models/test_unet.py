@@ -16,8 +16,6 @@ from surrogates.errors import ModelError
 from surrogates.models import ModernUNet, UNet, build
 from surrogates.models.convolution import Conv, ConvTranspose
 
-pytestmark = pytest.mark.long(85)
-
 # One compilation per model structure and input shape, instead of one per operation.
 apply = nnx.jit(lambda model, x: model(x))
 

@@ -17,8 +17,6 @@ from layout_files import write_tensor
 from surrogates.config import load_experiment
 from surrogates.training import OperatorTask, Trainer
 
-pytestmark = pytest.mark.long(80)
-
 MODEL = (
     "{name: fno, n_modes: [4], hidden_channels: 4, n_layers: 1, "
     "wrappers: [{cape: {width: 8, kernel: 3, modes: 3}}]}"

@@ -25,8 +25,6 @@ from surrogates.training import OperatorTask, Trainer
 from surrogates.training.checkpoints import Checkpoints
 from surrogates.workflow import evaluate, train
 
-pytestmark = pytest.mark.long(120)
-
 
 def test_a_run_writes_every_output(make_experiment):
     experiment = load_experiment(make_experiment())

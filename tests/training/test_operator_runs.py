@@ -23,8 +23,6 @@ from surrogates.training.checkpoints import Checkpoints
 from surrogates.training.trainer import load_selected
 from surrogates.workflow import evaluate, train
 
-pytestmark = pytest.mark.long(65)
-
 DARCY = """\
 pde: darcy
 parameters: {beta: [1.0]}

@@ -25,8 +25,6 @@ from surrogates.training.physics_task import (
 )
 from surrogates.workflow import evaluate, resume, train
 
-pytestmark = pytest.mark.long(70)
-
 CONVECTION = """
 name: {name}
 task: physics

@@ -14,8 +14,6 @@ import textwrap
 import pytest
 from tiny_runs import experiment_yaml
 
-pytestmark = pytest.mark.long(75)
-
 SCRIPT = textwrap.dedent(
     """
     import sys

@@ -20,8 +20,6 @@ from surrogates.training.steps import (
     step_loss,
 )
 
-pytestmark = pytest.mark.long(90)
-
 
 class Scale(nnx.Module):
     """Next frame = a * last frame: one parameter, easy to differentiate by hand."""

@@ -26,8 +26,6 @@ from surrogates.training import Trainer
 from surrogates.training.checkpoints import Checkpoints
 from surrogates.workflow import resume, train
 
-pytestmark = pytest.mark.long(65)
-
 HERE = Path(__file__).parent
 
 
