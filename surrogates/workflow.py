@@ -151,9 +151,13 @@ def evaluate(
         raise
     if earlier is not None:
         shutil.rmtree(earlier)
+    _say_where(console, out)
+    return out
+
+
+def _say_where(console: Console | None, out: Path) -> None:
     if console is not None:
         console.print(f"results in {out}: eval.nc, summary.md, figures/")
-    return out
 
 
 def _set_aside(out: Path) -> tuple[Path, Path | None]:
@@ -213,8 +217,7 @@ def _fit(
             console=console,
             attrs={"train_seconds": seconds, "checkpoint_epoch": epoch},
         )
-        if console is not None:
-            console.print(f"results in {folder}: eval.nc, summary.md, figures/")
+        _say_where(console, folder)
         _evaluate_other_files(experiment, folder, progress)
     except KeyboardInterrupt:
         raise Interrupted(
