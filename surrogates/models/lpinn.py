@@ -5,6 +5,8 @@ starts at `xi`, one for the characteristic's position `X`. Both see `xi` through
 embedding `(cos(2 pi xi / P), sin(2 pi xi / P))`, so no boundary condition is needed, and `t`
 scaled to [-1, 1]. The position is `X = xi + D(t, xi)` with `D` from its branch: `X - xi` is
 periodic in `xi` where `X` is not, and the embedding can only represent periodic functions.
+`D` starts at zero: the flow starts as the identity (which meets `X(0, xi) = xi`), so the
+stretch `X_xi` the diffusion divides by starts at 1.
 (The reference code regresses `X` itself onto `xi` at t = 0, which the embedding cannot fit
 at the wrap-around.) The branches are separate, as the paper describes; the released code
 shares some layers between them.
@@ -25,15 +27,26 @@ from surrogates.models.registry import register
 
 class TanhMLP(nnx.Module):
     """`(..., n_in) -> (..., n_out)` through `layers` tanh layers of `hidden` units,
-    Glorot-normal weights and zero biases (as the reference)."""
+    Glorot-normal weights and zero biases (as the reference); with `zero_output`, the output
+    layer starts at zero (the network starts as the zero function)."""
 
-    def __init__(self, n_in: int, n_out: int, hidden: int, layers: int, *, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        hidden: int,
+        layers: int,
+        *,
+        zero_output: bool = False,
+        rngs: nnx.Rngs,
+    ):
         init = nnx.initializers.glorot_normal()
         sizes = [n_in, *[hidden] * layers]
         self.hidden = nnx.List(
             [nnx.Linear(a, b, kernel_init=init, rngs=rngs) for a, b in itertools.pairwise(sizes)]
         )
-        self.out = nnx.Linear(sizes[-1], n_out, kernel_init=init, rngs=rngs)
+        out_init = nnx.initializers.zeros if zero_output else init
+        self.out = nnx.Linear(sizes[-1], n_out, kernel_init=out_init, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for layer in self.hidden:
@@ -67,7 +80,9 @@ class LPINN(nnx.Module):
         self.period = float(periods[1])
         self.t_range = (float(lower[0]), float(upper[0]))
         self.state = TanhMLP(3, 1, hidden, state_layers, rngs=rngs)
-        self.displacement = TanhMLP(3, 1, hidden, position_layers, rngs=rngs)
+        # The flow starts as the identity, X = xi: the diffusion along it divides by X_xi,
+        # which a random branch can bring to zero at the start (losses of 1e15).
+        self.displacement = TanhMLP(3, 1, hidden, position_layers, zero_output=True, rngs=rngs)
 
     @classmethod
     def example(cls) -> dict:

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from surrogates.physics.convection import Convection
+from surrogates.physics.convection import Convection, ConvectionDiffusion
 from surrogates.physics.formulation import LagrangianForm, eulerian_terms, lagrangian_terms
 
 
@@ -108,3 +108,23 @@ def test_lpinn_predictions_are_carried_back_to_the_eulerian_grid(tmp_path):
     dx = 2 * np.pi / 256
     np.testing.assert_allclose(prediction, reference, atol=dx**2 / 8 * 1.01)
     assert np.abs(prediction - reference).max() > 1e-6  # interpolated, not exact
+
+
+def test_an_initial_lpinn_follows_the_identity_flow_whatever_its_seed():
+    """The diffusion along the characteristics divides by X_xi: a random initial position
+    branch makes X_xi cross zero for some seeds, and the first losses blow up (1e15 at
+    convection-diffusion's first epoch). Every initial LPINN has X = xi, so X_xi = 1 and the
+    diffusion residual is the state's own, finite and of the state's size."""
+    from flax import nnx
+
+    from surrogates.models.lpinn import LPINN
+
+    problem = ConvectionDiffusion(beta=30.0, nu=0.01)
+    (diffusion, *_) = lagrangian_terms(problem, problem.lagrangian())
+    domain = problem.domain
+    p = domain.sample(jax.random.key(0), 512, jnp.float32)
+    for seed in range(6):
+        model = LPINN(2, 1, domain.lower, domain.upper, (None, 2 * np.pi), rngs=nnx.Rngs(seed))
+        _, position = model.state_and_position(p)
+        np.testing.assert_array_equal(position[:, 0], p[:, 1])
+        assert np.abs(residuals(diffusion, model, p)).max() < 10, seed
