@@ -6,10 +6,27 @@ folder.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
-from tiny_runs import RECIPE, experiment_yaml
+# The tests compile the same small functions many times over (a run and its resumed copy,
+# the same model in several tests, a subprocess and its parent): JAX's persistent
+# compilation cache compiles each once. One fresh folder per test process, inherited by the
+# subprocesses its tests start (which run while it waits, so no two writers share it), and
+# removed at the end: nothing carries over between sessions. Set before JAX is imported,
+# which reads these at import.
+CACHE = tempfile.mkdtemp(prefix="surrogates-tests-xla-")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+
+import pytest  # noqa: E402
+from tiny_runs import RECIPE, experiment_yaml  # noqa: E402
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
