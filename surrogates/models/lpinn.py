@@ -5,8 +5,8 @@ starts at `xi`, one for the characteristic's position `X`. Both see `xi` through
 embedding `(cos(2 pi xi / P), sin(2 pi xi / P))`, so no boundary condition is needed, and `t`
 scaled to [-1, 1]. The position is `X = xi + D(t, xi)` with `D` from its branch: `X - xi` is
 periodic in `xi` where `X` is not, and the embedding can only represent periodic functions.
-`D` starts at zero: the flow starts as the identity (which meets `X(0, xi) = xi`), so the
-stretch `X_xi` the diffusion divides by starts at 1.
+`D` starts at zero: the flow starts as the identity, which meets `X(0, xi) = xi` and does not
+stretch (`X_xi = 1`, where the diffusion along the flow is the plain `u_xixi`).
 (The reference code regresses `X` itself onto `xi` at t = 0, which the embedding cannot fit
 at the wrap-around.) The branches are separate, as the paper describes; the released code
 shares some layers between them.
@@ -80,8 +80,8 @@ class LPINN(nnx.Module):
         self.period = float(periods[1])
         self.t_range = (float(lower[0]), float(upper[0]))
         self.state = TanhMLP(3, 1, hidden, state_layers, rngs=rngs)
-        # The flow starts as the identity, X = xi: the diffusion along it divides by X_xi,
-        # which a random branch can bring to zero at the start (losses of 1e15).
+        # The flow starts as the identity, X = xi: a random branch starts folded for some
+        # seeds (X_xi < 0 somewhere), a flow no characteristics can follow.
         self.displacement = TanhMLP(3, 1, hidden, position_layers, zero_output=True, rngs=rngs)
 
     @classmethod

@@ -113,10 +113,10 @@ def test_lpinn_predictions_are_carried_back_to_the_eulerian_grid(tmp_path):
 
 
 def test_an_initial_lpinn_follows_the_identity_flow_whatever_its_seed():
-    """The diffusion along the characteristics divides by X_xi: a random initial position
-    branch makes X_xi cross zero for some seeds, and the first losses blow up (1e15 at
-    convection-diffusion's first epoch). Every initial LPINN has X = xi, so X_xi = 1 and the
-    diffusion residual is the state's own, finite and of the state's size."""
+    """A random initial position branch starts the flow folded (X_xi through zero) for some
+    seeds: with the diffusion divided by X_xi, convection-diffusion's first losses were 1e15.
+    Every initial LPINN has X = xi, so X_xi = 1 and the diffusion residual is the state's
+    own, of the state's size."""
     from flax import nnx
 
     from surrogates.models.lpinn import LPINN
