@@ -55,22 +55,28 @@ def test_the_characteristics_of_convection_make_every_lagrangian_term_vanish():
         np.testing.assert_allclose(residuals(terms[1], wrong, sample), -0.5 * beta, rtol=1e-12)
 
 
+def burgers_like_diffusion(nu: float):
+    """A problem on [0, 2 pi) and the Lagrangian diffusion term of characteristics at the
+    state's speed (Burgers') with diffusion `nu`."""
+    problem = Convection(beta=1.0)
+    form = LagrangianForm(
+        velocity=lambda u: u, diffusion=nu, period=2 * np.pi, initial=problem.initial
+    )
+    return problem, lagrangian_terms(problem, form)[0]
+
+
 def test_the_lagrangian_diffusion_is_the_eulerian_second_derivative_along_any_flow():
     """With X = xi + 0.3 t sin(xi) and u = g(X), g = sin(2 .): u_t at fixed xi is
     g'(X) X_t and u_xx is g''(X), whatever the stretching X_xi; the residual is the PDE's
     times X_xi^3."""
     nu = 0.07
-    problem = Convection(beta=1.0)
-    form = LagrangianForm(
-        velocity=lambda u: u, diffusion=nu, period=2 * np.pi, initial=problem.initial
-    )
 
     def flow(p):
         t, xi = p[0], p[1]
         x = xi + 0.3 * t * jnp.sin(xi)
         return jnp.stack([jnp.sin(2 * x), x])
 
-    residual = lagrangian_terms(problem, form)[0]
+    problem, residual = burgers_like_diffusion(nu)
     with jax.enable_x64(True):
         sample = points(problem)
         t, xi = np.asarray(sample[:, 0]), np.asarray(sample[:, 1])
@@ -136,16 +142,12 @@ def test_the_lagrangian_diffusion_stays_finite_where_the_flow_folds():
     """X = xi + t sin(xi) folds at xi = pi, t = 1 (X_xi = 0), where u_xx along the map divides
     by zero: the residual there is finite, -nu times the numerator, for u = cos(xi)."""
     nu = 0.1
-    problem = Convection(beta=1.0)
-    form = LagrangianForm(
-        velocity=lambda u: u, diffusion=nu, period=2 * np.pi, initial=problem.initial
-    )
 
     def flow(p):
         t, xi = p[0], p[1]
         return jnp.stack([jnp.cos(xi), xi + t * jnp.sin(xi)])
 
-    residual = lagrangian_terms(problem, form)[0]
+    _, residual = burgers_like_diffusion(nu)
     fold = jnp.asarray([[1.0, np.pi]], jnp.float32)
     got = residuals(residual, flow, fold)[0, 0]
     # u_xixi X_xi - u_xi X_xixi = (1)(0) - (0)(-sin pi) = 0 up to float32 rounding of pi.
