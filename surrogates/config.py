@@ -446,6 +446,15 @@ class CausalSpec(StrictModel):
     chunks: Positive = 32
 
 
+class PhysicsPhaseSpec(PhaseSpec):
+    """An optimizer phase of a physics run. `points` and `resample_every`, when given, replace
+    the run's for this phase: an L-BFGS phase keeps one draw of points unless it is given a
+    `resample_every` (the PIG paper's L-BFGS draws 10,000 new points each iteration)."""
+
+    points: PointsSpec | None = None
+    resample_every: Positive | None = None
+
+
 class PhysicsTrainSpec(TrainSpec):
     """The trainer's settings plus the physics task's. An epoch is `steps_per_epoch`
     optimizer steps; every `resample_every` steps new collocation points are drawn from the
@@ -458,6 +467,7 @@ class PhysicsTrainSpec(TrainSpec):
     steps_per_epoch: Positive = 100
     points: PointsSpec = PointsSpec()
     resample_every: Positive = 1
+    phases: list[PhysicsPhaseSpec] = Field(default_factory=list)
     weights: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     balance: BalanceSpec = BalanceSpec()
     causal: CausalSpec | None = None
@@ -465,12 +475,32 @@ class PhysicsTrainSpec(TrainSpec):
 
     @model_validator(mode="after")
     def _causal_chunks_divide(self) -> PhysicsTrainSpec:
-        if self.causal is not None and self.points.residual % self.causal.chunks:
-            raise ValueError(
-                f"causal.chunks ({self.causal.chunks}) must divide points.residual "
-                f"({self.points.residual})"
-            )
+        if self.causal is None:
+            return self
+        for index, points in enumerate(self.phase_points()):
+            if points.residual % self.causal.chunks:
+                own = self.phases and self.phases[index].points is not None
+                where = f"phases.{index}.points" if own else "points"
+                raise ValueError(
+                    f"causal.chunks ({self.causal.chunks}) must divide {where}.residual "
+                    f"({points.residual})"
+                )
         return self
+
+    def phase_points(self) -> list[PointsSpec]:
+        """The collocation points per step of each optimizer phase."""
+        return [getattr(phase, "points", None) or self.points for phase in self.phase_list()]
+
+    def phase_resampling(self) -> list[int | None]:
+        """Steps between draws of points in each optimizer phase; None: one draw for the
+        phase (an L-BFGS phase unless it sets `resample_every`)."""
+        every = []
+        for phase in self.phase_list():
+            given = getattr(phase, "resample_every", None)
+            if given is None and phase.optimizer.name != "lbfgs":
+                given = self.resample_every
+            every.append(given)
+        return every
 
 
 @register_experiment("physics")

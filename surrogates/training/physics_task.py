@@ -2,7 +2,8 @@
 
 Each step draws its points inside the compiled step, from a key derived from the run's seed
 and the step's number (every `train.resample_every` steps a new draw; an L-BFGS phase keeps
-one draw, since its line search needs one objective), sharded over the devices like a batch.
+one draw unless told otherwise, since its line search needs one objective), sharded over the
+devices like a batch. A phase may set its own point counts and resampling.
 The loss is a weighted sum of mean squared residuals, one per term (`residual`, `initial`,
 `boundary`, and LPINN's `characteristics`), see `surrogates.physics.formulation`. The weights
 live in the optimizer state, beside the optimizer's own: `fixed` keeps `train.weights`,
@@ -28,7 +29,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from surrogates.config import PhysicsExperiment
+from surrogates.config import PhaseSpec, PhysicsExperiment
 from surrogates.errors import ConfigError
 from surrogates.models import registry
 from surrogates.models.contract import Lagrangian, PointwiseContext
@@ -127,21 +128,27 @@ class PhysicsTask:
             "outputs": list(self.problem.outputs),
             "evaluation_grid": {name: len(values) for name, values in grid.items()},
             "points_per_step": self.points_per_name(),
+            "points_per_phase": [
+                self.points_per_name(index) for index in range(len(self._phases()))
+            ],
             "formulation": "eulerian" if self.form is None else "lagrangian",
         }
 
-    def points_per_name(self) -> dict[str, int]:
-        """Points per step of each loss term, summed over its conditions (Helmholtz's four
-        sides are one `boundary`)."""
+    def points_per_name(self, phase: int | None = None) -> dict[str, int]:
+        """Points per step of each loss term in optimizer phase `phase` (the run's
+        `train.points` when None), summed over its conditions (Helmholtz's four sides are
+        one `boundary`)."""
         totals = dict.fromkeys(self.names, 0)
-        for term, count in zip(self.terms, self.counts(), strict=True):
+        for term, count in zip(self.terms, self.counts(phase), strict=True):
             totals[term.name] += count
         return totals
 
-    def counts(self) -> list[int]:
-        """Points per term per step: each kind's count shared by its terms, rounded up to
-        a multiple of the device count (the points are sharded)."""
-        points = self.experiment.train.points
+    def counts(self, phase: int | None = None) -> list[int]:
+        """Points per term per step in optimizer phase `phase` (the run's `train.points`
+        when None): each kind's count shared by its terms, rounded up to a multiple of the
+        device count (the points are sharded)."""
+        train = self.experiment.train
+        points = train.points if phase is None else train.phase_points()[phase]
         per_kind = {"initial": points.initial, "boundary": points.boundary}
         devices = self.mesh.size
         counts = []
@@ -165,36 +172,33 @@ class PhysicsTask:
         return {"tx": initial_optimizer_state(tx, self.model.params, self.mesh), "weights": weights}
 
     def start_epoch(self, epoch: int) -> bool:
-        """Note the optimizer phase of `epoch`: an L-BFGS phase compiles a step that keeps
-        one draw of points."""
-        ends = np.cumsum([phase.epochs for phase in self.experiment.train.phase_list()])
+        """Note the optimizer phase of `epoch`: a new phase compiles its own step (its
+        point counts and draws)."""
+        ends = np.cumsum([phase.epochs for phase in self._phases()])
         index = int(np.searchsorted(ends, epoch, side="right"))
         changed = index != self.phase_index
         self.phase_index = index
         return changed
 
-    def _line_search(self) -> bool:
-        phase = self.experiment.train.phase_list()[self.phase_index]
-        return phase.optimizer.name == "lbfgs"
+    def _phases(self) -> list[PhaseSpec]:
+        return self.experiment.train.phase_list()
 
     def make_step(self, tx: optax.GradientTransformationExtraArgs) -> Step:
         train = self.experiment.train
         losses = self._term_losses()
-        draw = self._sampler()
-        fixed_draw = self._line_search()
-        rebalance = train.balance.name == "grad_norm" and not fixed_draw
+        phase = self.phase_index
+        draw = self._sampler(self.counts(phase))
+        resample = train.phase_resampling()[phase]
+        line_search = self._phases()[phase].optimizer.name == "lbfgs"
+        rebalance = train.balance.name == "grad_norm" and not line_search
         every, momentum = train.balance.every, train.balance.momentum
-        steps_per_epoch, resample, phase = (
-            self.steps_per_epoch,
-            train.resample_every,
-            self.phase_index,
-        )
+        steps_per_epoch = self.steps_per_epoch
         seed = train.seed
 
         @partial(jax.jit, donate_argnums=(0, 1))
         def step(params, opt_state, rest, counter):
             number = counter[0] * steps_per_epoch + counter[1]
-            points = draw(collocation_key(seed, number, resample, phase if fixed_draw else None))
+            points = draw(collocation_key(seed, number, resample, phase))
             weights = opt_state["weights"]
             if rebalance:
                 weights = jax.lax.cond(
@@ -212,10 +216,10 @@ class PhysicsTask:
 
         return step
 
-    def _sampler(self):
-        """`key -> points per term`, each `(n, d)` sharded over the devices; a causal
-        residual's points sorted by time."""
-        terms, counts = self.terms, self.counts()
+    def _sampler(self, counts: list[int] | None = None):
+        """`key -> points per term`, `counts` of them (the run's `train.points` by default),
+        each `(n, d)` sharded over the devices; a causal residual's points sorted by time."""
+        terms, counts = self.terms, counts or self.counts()
         causal = self.experiment.train.causal is not None
         placement = sharding.batch_sharded(self.mesh)
 
@@ -305,13 +309,12 @@ class PhysicsTask:
         return np.stack(rows)[..., None]
 
 
-def collocation_key(
-    seed: int, number: jax.Array, every: int, phase: int | None = None
-) -> jax.Array:
-    """The key of the collocation points of step `number` (counted from the run's start):
-    one draw per `every` steps; in an L-BFGS phase (`phase` given) one draw for the phase."""
+def collocation_key(seed: int, number: jax.Array, every: int | None, phase: int) -> jax.Array:
+    """The key of the collocation points of step `number` (counted from the run's start) in
+    optimizer phase `phase`: one draw per `every` steps, or one draw for the whole phase
+    when `every` is None (an L-BFGS phase's default)."""
     key = jax.random.key(seed)
-    if phase is not None:
+    if every is None:
         return jax.random.fold_in(jax.random.fold_in(key, 1), phase)
     return jax.random.fold_in(jax.random.fold_in(key, 0), number // every)
 

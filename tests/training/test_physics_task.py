@@ -89,12 +89,12 @@ def test_resume_continues_exactly_with_balanced_weights(tmp_path):
 
 
 def test_points_are_drawn_per_block_of_steps_and_fixed_in_a_line_search_phase():
-    same = collocation_key(0, jnp.int32(6), 3), collocation_key(0, jnp.int32(8), 3)
-    other = collocation_key(0, jnp.int32(9), 3)
+    same = collocation_key(0, jnp.int32(6), 3, 0), collocation_key(0, jnp.int32(8), 3, 1)
+    other = collocation_key(0, jnp.int32(9), 3, 0)
     data = [jax.random.key_data(k) for k in (*same, other)]
     np.testing.assert_array_equal(data[0], data[1])
     assert not np.array_equal(data[0], data[2])
-    fixed = [jax.random.key_data(collocation_key(0, jnp.int32(n), 1, phase=1)) for n in (5, 50)]
+    fixed = [jax.random.key_data(collocation_key(0, jnp.int32(n), None, 1)) for n in (5, 50)]
     np.testing.assert_array_equal(*fixed)
 
 
@@ -145,6 +145,60 @@ def test_adam_then_lbfgs_keeps_the_balanced_weights_and_lowers_the_loss(tmp_path
     assert losses[2] < losses[1]
 
 
+PHASES = """  phases:
+    - {epochs: 1, optimizer: {name: adam, lr: 0.01}}
+    - {epochs: 1, optimizer: {name: lbfgs}, resample_every: 5,
+       points: {residual: 256, initial: 64, boundary: 64}}
+    - {epochs: 1, optimizer: {name: lbfgs}}"""
+
+
+def test_a_phase_draws_its_own_points_and_resamples_only_when_told(tmp_path):
+    """Phase 1 draws its own counts anew every 5 steps; phase 2 (L-BFGS by default) keeps
+    one draw: the loss each compiled step reports is the loss at the draw expected."""
+    text = experiment_file(tmp_path, epochs=3, extra=PHASES).read_text()
+    path = tmp_path / "phases.yaml"
+    path.write_text(text.replace("  optimizer: {lr: 0.01}\n", ""))
+    task = PhysicsTask(load_experiment(path))
+    assert task.facts()["points_per_phase"] == [
+        {"residual": 128, "initial": 32, "boundary": 32},
+        {"residual": 256, "initial": 64, "boundary": 64},
+        {"residual": 128, "initial": 32, "boundary": 32},
+    ]
+    losses, weights = task._term_losses(), jnp.asarray(task.initial_weights())
+    tx = optax.sgd(0.0)
+
+    def reported(epoch, step):
+        task.start_epoch(epoch)
+        params = jax.tree.map(jnp.copy, task.model.params)
+        counter = np.asarray([epoch, step], np.int32)
+        return float(
+            task.make_step(tx)(params, task.optimizer_state(tx), task.model.rest, counter)[2]
+        )
+
+    def expected(phase, number, every):
+        key = collocation_key(0, jnp.int32(number), every, phase)
+        points = task._sampler(task.counts(phase))(key)
+        assert points[0].shape == (task.counts(phase)[0], 2)
+        return float(jnp.sum(weights * losses(task.model.params, task.model.rest, points)))
+
+    for epoch, step, every in [(1, 3, 5), (1, 5, 5), (2, 0, None), (2, 7, None)]:
+        assert reported(epoch, step) == pytest.approx(
+            expected(epoch, 10 * epoch + step, every), rel=1e-5
+        )
+    assert expected(1, 13, 5) == expected(1, 14, 5) != expected(1, 15, 5)
+    assert expected(2, 20, None) == expected(2, 27, None)
+    assert task.counts(1)[0] == 256
+
+
+def test_causal_chunks_must_divide_each_phases_points(tmp_path):
+    extra = "  causal: {chunks: 32}\n" + PHASES.replace("residual: 256", "residual: 250")
+    text = experiment_file(tmp_path, epochs=3, extra=extra).read_text()
+    path = tmp_path / "phases.yaml"
+    path.write_text(text.replace("  optimizer: {lr: 0.01}\n", ""))
+    with pytest.raises(ConfigError, match=r"causal\.chunks \(32\) must divide phases\.1\.points"):
+        load_experiment(path)
+
+
 def test_a_typo_in_a_weight_names_the_terms(tmp_path):
     path = experiment_file(tmp_path, extra="  weights: {intial: 10}")
     with pytest.raises(ConfigError, match=r"train.weights.intial: .*initial"):
@@ -180,7 +234,7 @@ def test_the_step_optimises_every_term(tmp_path):
     experiment = load_experiment(experiment_file(tmp_path))
     task = PhysicsTask(experiment)
     losses = task._term_losses()
-    points = task._sampler()(collocation_key(0, jnp.int32(0), 1))
+    points = task._sampler()(collocation_key(0, jnp.int32(0), 1, 0))
     before = losses(task.model.params, task.model.rest, points)
     tx = optax.sgd(1e-3)
     state = task.optimizer_state(tx)
