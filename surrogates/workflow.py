@@ -50,8 +50,9 @@ class TaskKind:
     """How the top level handles experiments of one `task:` kind.
 
     - `train_task(experiment, model)`: the task to train (`model`: one built by hand, or None).
-    - `eval_task(experiment, files, stride_x)`: the task of a trained run for evaluation, on
-      other files or another grid if given.
+    - `eval_task(experiment, files, stride_x, model)`: the task of a trained run for
+      evaluation, on other files or another grid if given (`model`: one built by hand, or
+      None).
     - `record(task)`: the task's experiment with what was derived from the data filled in
       (for `config.yaml`), and the JSON facts of the data for `data.json`.
     - `evaluate(task, run, out, *, files, stride_x, console, attrs)`: write the evaluation of
@@ -59,7 +60,7 @@ class TaskKind:
     """
 
     train_task: Callable[[Any, nnx.Module | None], Task]
-    eval_task: Callable[[Any, list[Path] | None, int | None], Task]
+    eval_task: Callable[[Any, list[Path] | None, int | None, nnx.Module | None], Task]
     record: Callable[[Any], tuple[Experiment, dict[str, Any]]]
     evaluate: Callable[..., Any]
 
@@ -100,13 +101,20 @@ def train(
     return folder
 
 
-def resume(folder: Path, *, progress: bool = True, overrides: Sequence[str] = ()) -> Path:
+def resume(
+    folder: Path,
+    *,
+    progress: bool = True,
+    overrides: Sequence[str] = (),
+    model: nnx.Module | None = None,
+) -> Path:
     """Continue the run in `folder` from its latest checkpoint, then evaluate it. `overrides`
     (`key=value`) may change its evaluation and its epochs (`RESUME_KEYS`); `config.yaml`
-    then records them."""
+    then records them. `model`: for a run trained on a model built by hand, one of the same
+    structure (its weights are replaced by the checkpoint's)."""
     experiment = _run_experiment(folder, overrides, RESUME_KEYS, "--resume")
     kind = _kind(experiment)
-    task = kind.train_task(experiment, None)
+    task = kind.train_task(experiment, model)
     _fit(kind, task, experiment, folder, progress, resume=True, overrides=overrides)
     return folder
 
@@ -119,15 +127,17 @@ def evaluate(
     console: Console | None = None,
     overrides: Sequence[str] = (),
     name: str | None = None,
+    model: nnx.Module | None = None,
 ) -> Path:
     """Re-evaluate the run in `folder` (the checkpoint `train.select` names) into
     `folder/evaluations/<stamp>/` (or `<name>/`, replacing an earlier one once complete), on
     other files (`data`, all their trajectories), at another spatial stride, or with other
     evaluation settings (`overrides` of `EVALUATION_KEYS`, such as `eval.rollout_steps=20`).
-    A failed evaluation leaves no folder behind."""
+    A failed evaluation leaves no folder behind. `model`: for a run trained on a model built
+    by hand, one of the same structure (its weights are replaced by the checkpoint's)."""
     experiment = _run_experiment(folder, overrides, EVALUATION_KEYS, "evaluate")
     kind = _kind(experiment)
-    task = kind.eval_task(experiment, data, stride_x)
+    task = kind.eval_task(experiment, data, stride_x, model)
     checkpoints = Checkpoints(folder / "checkpoints")
     try:
         epoch = load_selected(task, checkpoints, experiment.train.select, folder)
@@ -262,7 +272,7 @@ register_task(
 
 
 def _physics_evaluation_task(
-    experiment: Any, files: list[Path] | None, stride_x: int | None
+    experiment: Any, files: list[Path] | None, stride_x: int | None, model: nnx.Module | None
 ) -> PhysicsTask:
     """A physics run evaluates on its problem's grid: no data files, no stride."""
     if files is not None or stride_x is not None:
@@ -270,7 +280,7 @@ def _physics_evaluation_task(
             f"{experiment.name}: a physics run is evaluated on its problem's grid; "
             "--data and --stride-x apply to operator runs"
         )
-    return PhysicsTask(experiment)
+    return PhysicsTask(experiment, model)
 
 
 register_task(

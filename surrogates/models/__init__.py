@@ -7,6 +7,8 @@ may declare) is `surrogates.models.contract`.
 
 from surrogates.models.cape import CAPE as CAPE
 from surrogates.models.contract import ModelContext as ModelContext
+from surrogates.models.equinox_adapter import EquinoxModel as EquinoxModel
+from surrogates.models.equinox_adapter import from_equinox as from_equinox
 from surrogates.models.fno import FNO as FNO
 from surrogates.models.fno import TFNO as TFNO
 from surrogates.models.lpinn import LPINN as LPINN

@@ -109,17 +109,18 @@ class OperatorTask:
         experiment: OperatorExperiment,
         files: list[Path] | None = None,
         stride_x: int | None = None,
+        model: nnx.Module | None = None,
     ) -> OperatorTask:
         """The task of a trained run on other `files` (all their trajectories) or at another
         spatial stride; the PDE parameters are the run's (`data.params`), and the weights and
-        statistics come from its checkpoint."""
+        statistics come from its checkpoint (into `model` if given: one built by hand)."""
         spec = experiment.data
         if files is not None:
             spec = spec.model_copy(
                 update={"split": spec.split.model_copy(update={"val": 0.0, "test": 0.0})}
             )
         data = load_data(spec, paths=files, stride_x=stride_x, statistics=False)
-        return cls(experiment, data, sharding.data_mesh())
+        return cls(experiment, data, sharding.data_mesh(), model)
 
     def record(self) -> tuple[OperatorExperiment, dict[str, Any]]:
         """What a run records of its data: the experiment with the PDE parameters it resolved

@@ -25,11 +25,14 @@ SCRIPT = textwrap.dedent(
     from surrogates.config import load_experiment
     from surrogates.training import OperatorTask, Trainer
 
+    # MODEL
+
     assert jax.device_count() == 4, jax.devices()
     experiment = load_experiment(sys.argv[1])
     results = {}
     for name, devices in (("four", jax.devices()), ("one", jax.devices()[:1])):
-        task = OperatorTask.for_training(experiment, Mesh(np.array(devices), ("data",)))
+        mesh = Mesh(np.array(devices), ("data",))
+        task = OperatorTask.for_training(experiment, mesh, model=model())
         trainer = Trainer(task, experiment.train)
         losses = [trainer.run_epoch(epoch)[0] for epoch in range(2)]
         shardings = {leaf.sharding.num_devices for leaf in jax.tree.leaves(task.model.params)}
@@ -41,6 +44,17 @@ SCRIPT = textwrap.dedent(
     print("losses", results["four"][0], results["one"][0])
     """
 )
+
+
+def with_model(builder: str) -> str:
+    """`SCRIPT` with `model()` defined by `builder` (None: the experiment's model)."""
+    return SCRIPT.replace("# MODEL\n", textwrap.dedent(builder))
+
+
+FROM_CONFIG = """
+def model():
+    return None
+"""
 
 
 # Multi-grid patches are a batch axis: they shard over the devices like the batch.
@@ -74,7 +88,7 @@ train:
 def test_sharded_step_equals_single_device_step(burgers_file, tmp_path, sections):
     experiment = tmp_path / "exp.yaml"
     experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs", **sections))
-    on_four_devices(SCRIPT, experiment)
+    on_four_devices(with_model(FROM_CONFIG), experiment)
 
 
 def on_four_devices(script: str, experiment) -> None:
@@ -94,6 +108,31 @@ def on_four_devices(script: str, experiment) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "losses" in result.stdout
+
+
+# An Equinox module through the adapter: its arrays replicate and the batch shards as any
+# model's parameters and batch do.
+EQUINOX = """
+import equinox as eqx
+
+from surrogates.models import from_equinox
+
+
+def model():
+    first, second = jax.random.split(jax.random.key(0))
+    layers = [
+        eqx.nn.Conv1d(3, 8, 3, padding=1, key=first),
+        eqx.nn.Lambda(jax.nn.gelu),
+        eqx.nn.Conv1d(8, 1, 3, padding=1, key=second),
+    ]
+    return from_equinox(eqx.nn.Sequential(layers))
+"""
+
+
+def test_an_equinox_model_shards_and_trains_as_on_one_device(burgers_file, tmp_path):
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(experiment_yaml(burgers_file, tmp_path / "runs"))
+    on_four_devices(with_model(EQUINOX), experiment)
 
 
 PHYSICS_SCRIPT = textwrap.dedent(

@@ -126,7 +126,7 @@ register_task(
     "wave",
     TaskKind(
         train_task=lambda experiment, model: WaveTask(experiment),
-        eval_task=lambda experiment, files, stride_x: WaveTask(experiment),
+        eval_task=lambda experiment, files, stride_x, model: WaveTask(experiment),
         record=lambda task: (task.experiment, {}),
         evaluate=evaluate,
     ),
