@@ -88,17 +88,18 @@ def _benchmark(args: argparse.Namespace) -> None:
 def _models(args: argparse.Namespace) -> None:
     from surrogates.models import available, summary, wrapper_overhead, wrapper_summary, wrappers
 
+    width = max(map(len, (*available(), *wrappers())))
     print("operators (task: operator):")
     for name in available("operator"):
-        print(f"{name:14s} {summary(name)}")
+        print(f"{name:{width}s} {summary(name)}")
     print("\npointwise models (task: physics):")
     for name in available("pointwise"):
-        print(f"{name:14s} {summary(name)}")
+        print(f"{name:{width}s} {summary(name)}")
     print("\nwrappers (model.wrappers):")
     for name in wrappers():
-        print(f"{name:14s} {wrapper_summary(name)}")
+        print(f"{name:{width}s} {wrapper_summary(name)}")
         for line in wrapper_overhead(name):
-            print(f"{'':14s} {line}")
+            print(f"{'':{width}s} {line}")
 
 
 def _parser() -> argparse.ArgumentParser:

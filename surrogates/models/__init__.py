@@ -13,6 +13,7 @@ from surrogates.models.fno import FNO as FNO
 from surrogates.models.fno import TFNO as TFNO
 from surrogates.models.lpinn import LPINN as LPINN
 from surrogates.models.multigrid import Multigrid as Multigrid
+from surrogates.models.pdequinox_nets import PDEquinoxNet as PDEquinoxNet
 from surrogates.models.persistence import Persistence as Persistence
 from surrogates.models.pig import PIG as PIG
 from surrogates.models.pinn import PINN as PINN

@@ -1,7 +1,10 @@
-"""Equinox modules through `from_equinox`: the same outputs and gradients as Equinox's own,
-and runs that train, checkpoint, resume and re-evaluate like any model's."""
+"""Equinox modules through `from_equinox`, and PDEquinox's architectures in the registry: the
+same outputs and gradients as Equinox's own, one-line errors, and runs that train,
+checkpoint, resume and re-evaluate like any model's."""
 
 from __future__ import annotations
+
+import importlib
 
 import equinox as eqx
 import jax
@@ -14,6 +17,8 @@ from flax import nnx
 from surrogates.config import load_experiment
 from surrogates.errors import ModelError
 from surrogates.evaluation.results import read_results
+from surrogates.models import ModelContext, build_stack
+from surrogates.models.contract import check_grid
 from surrogates.models.equinox_adapter import EquinoxConstant, from_equinox
 from surrogates.runs import read_jsonl
 from surrogates.workflow import evaluate, resume, train
@@ -105,4 +110,74 @@ def test_a_run_checkpoints_resumes_and_re_evaluates_an_equinox_model(make_experi
     assert losses[0][-1] < losses[0][0]
     again = evaluate(whole, model=from_equinox(burgers_net(7)))
     first, second = (read_results(f / "eval.nc")["nrmse"].values for f in (whole, again))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_a_pdequinox_model_is_pdequinoxs_network_with_the_key_of_its_rngs():
+    from pdequinox.arch import ConvNet
+
+    context = ModelContext(
+        in_channels=4, out_channels=2, spatial_shape=(16,), boundary=("periodic",)
+    )
+    ours = build_stack(
+        "pdeqx_conv", {"hidden_channels": 4, "depth": 2}, [], context, rngs=nnx.Rngs(3)
+    )
+    theirs = ConvNet(1, 4, 2, hidden_channels=4, depth=2, key=nnx.Rngs(3).params())
+    x = jax.random.normal(jax.random.key(0), (2, 16, 4))
+    expected = np.moveaxis(np.asarray(jax.vmap(theirs)(jnp.moveaxis(x, -1, 1))), 1, -1)
+    np.testing.assert_allclose(np.asarray(ours(x)), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "boundary", "message"),
+    [
+        ("pdeqx_conv", {}, ("open",), r"pdeqx_conv: PDEquinox takes one boundary .*open"),
+        ("pdeqx_conv", {}, ("periodic", "wall"), r"the data's are periodic, wall"),
+        ("pdeqx_resnet", {"activation": "relu6x"}, ("periodic",), r"'relu6x' is no function"),
+        ("pdeqx_fno", {"dephth": 2}, ("periodic",), r"has no argument 'dephth'"),
+    ],
+)
+def test_pdequinox_settings_that_cannot_work_stop_in_one_line(name, arguments, boundary, message):
+    context = ModelContext(
+        in_channels=2, out_channels=1, spatial_shape=(16,) * len(boundary), boundary=boundary
+    )
+    with pytest.raises(ModelError, match=message):
+        build_stack(name, arguments, [], context, rngs=nnx.Rngs(0))
+
+
+def test_grids_a_pdequinox_unet_or_fno_cannot_take_name_the_key(monkeypatch):
+    context = ModelContext(
+        in_channels=2, out_channels=1, spatial_shape=(12,), boundary=("periodic",)
+    )
+    unet = build_stack(
+        "pdeqx_unet", {"num_levels": 3, "hidden_channels": 2}, [], context, rngs=nnx.Rngs(0)
+    )
+    with pytest.raises(ModelError, match=r"divisible by 8.*model\.num_levels"):
+        check_grid(unet, (12,))
+    fno = build_stack(
+        "pdeqx_fno", {"num_modes": 8, "hidden_channels": 2}, [], context, rngs=nnx.Rngs(0)
+    )
+    with pytest.raises(ModelError, match=r"num_modes 8 exceeds the 7 modes.*model\.num_modes"):
+        check_grid(fno, (12,))
+    real_import = importlib.import_module
+
+    def without_pdequinox(name: str, *args):
+        if name == "pdequinox.arch":
+            raise ImportError(name)
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_pdequinox)
+    with pytest.raises(ModelError, match=r"pdeqx_conv: PDEquinox is not installed.*\[ape\]"):
+        build_stack("pdeqx_conv", {}, [], context, rngs=nnx.Rngs(0))
+
+
+def test_a_pdequinox_model_from_a_config_trains_and_re_evaluates(make_experiment):
+    """`evaluate` rebuilds the model from the run's config and reproduces its errors."""
+    model = "model: {name: pdeqx_conv, hidden_channels: 8, depth: 2}\n"
+    path = make_experiment(model=model, train="train:\n  epochs: 2\n  batch_size: 4\n")
+    folder = train(load_experiment(path), progress=False)
+    losses = [r["train_loss"] for r in read_jsonl(folder / "metrics.jsonl")]
+    assert losses[1] < losses[0]
+    again = evaluate(folder)
+    first, second = (read_results(f / "eval.nc")["nrmse"].values for f in (folder, again))
     np.testing.assert_array_equal(first, second)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, Self, cast
 
+from surrogates.data.generate.apebench import APEBenchRecipe
 from surrogates.data.generate.darcy import DarcyRecipe
 from surrogates.data.generate.diffusion_reaction import DiffusionReactionRecipe
 from surrogates.data.generate.navier_stokes import NavierStokesRecipe
@@ -72,6 +73,7 @@ def recipe_types() -> dict[str, type[StrictModel]]:
         "ns2d_vorticity": NavierStokesRecipe,
         "diffreact2d": DiffusionReactionRecipe,
         "swe2d": ShallowWaterRecipe,
+        "apebench": APEBenchRecipe,
     }
 
 
