@@ -85,7 +85,7 @@ def train(
 ) -> Path:
     """Train `experiment` in a new run folder under `run.root`, then evaluate the selected
     checkpoint there; returns the folder. `model` replaces the config's model (one built by
-    hand)."""
+    hand); it holds the selected checkpoint's weights afterwards."""
     kind = _kind(experiment)
     folder = new_folder(Path(experiment.run.root) / experiment.name, "run.root")
     try:
@@ -98,6 +98,7 @@ def train(
     write_text(folder / "config.yaml", resolved_yaml(resolved))
     write_text(folder / "data.json", json.dumps(facts, indent=1) + "\n")
     _fit(kind, task, experiment, folder, progress, resume=False)
+    _hand_back(task, model)
     return folder
 
 
@@ -116,6 +117,7 @@ def resume(
     kind = _kind(experiment)
     task = kind.train_task(experiment, model)
     _fit(kind, task, experiment, folder, progress, resume=True, overrides=overrides)
+    _hand_back(task, model)
     return folder
 
 
@@ -143,6 +145,7 @@ def evaluate(
         epoch = load_selected(task, checkpoints, experiment.train.select, folder)
     finally:
         checkpoints.close()
+    _hand_back(task, model)
     attrs: dict[str, Any] = {"checkpoint_epoch": epoch}
     if overrides:
         attrs["overrides"] = " ".join(overrides)
@@ -163,6 +166,17 @@ def evaluate(
         shutil.rmtree(earlier)
     _say_where(console, out)
     return out
+
+
+def _hand_back(task: Task, model: nnx.Module | None) -> None:
+    """Put the task's weights (the selected checkpoint's) into `model`, the model built by
+    hand that the task trained or loaded: the training steps donated its own buffers."""
+    if model is None:
+        return
+    inner = task.model.module()
+    for name in task.model_path:
+        inner = getattr(inner, name)
+    nnx.update(model, nnx.state(inner))
 
 
 def _say_where(console: Console | None, out: Path) -> None:

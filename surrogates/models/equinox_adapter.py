@@ -1,13 +1,14 @@
 """Equinox modules as models of the engine: `from_equinox(module)`.
 
 An Equinox module, as Equinox and PDEquinox build them, maps one sample `(C_in, *X)` to
-`(C_out, *X)`, channels first. The adapter holds the module's floating-point array leaves
-as `nnx.Param`s (other arrays, integer ones say, as `EquinoxConstant`s that are not
-trained) and keeps the rest of the module (its structure, activations, static fields)
-aside. Calling it maps the engine's batched, channels-last `(B, *X, C)` to the module's
-convention with a `vmap` over the batch. Optimizers, orbax checkpoints, micro-batches and
-data-parallel sharding therefore see ordinary Flax parameters, and the gradient with respect
-to them is the gradient `equinox.filter_grad` computes for the module's arrays.
+`(C_out, *X)`, channels first. The adapter holds copies of the module's floating-point
+array leaves as `nnx.Param`s (other arrays, integer ones say, as `EquinoxConstant`s that are
+not trained), so the module passed in stays usable, and keeps the rest of the module (its
+structure, activations, static fields) aside. Calling it maps the engine's batched,
+channels-last `(B, *X, C)` to the module's convention with a `vmap` over the batch.
+Optimizers, orbax checkpoints, micro-batches and data-parallel sharding therefore see
+ordinary Flax parameters, and the gradient with respect to them is the gradient
+`equinox.filter_grad` computes for the module's arrays.
 
     net = eqx.nn.Conv2d(3, 2, 3, padding=1, key=jax.random.key(0))
     model = from_equinox(net)            # (B, H, W, 3) -> (B, H, W, 2)
@@ -83,6 +84,9 @@ def from_equinox(module: eqx.Module) -> EquinoxModel:
 
 
 def _variable(leaf: jax.Array) -> nnx.Variable:
+    # A copy: the engine's steps donate their parameters' buffers, which would otherwise
+    # delete the arrays of the module the user passed in.
+    leaf = jnp.array(leaf, copy=True)
     if jnp.issubdtype(leaf.dtype, jnp.inexact):
         return nnx.Param(leaf)
     return EquinoxConstant(leaf)

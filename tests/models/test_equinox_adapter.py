@@ -98,7 +98,11 @@ def test_a_run_checkpoints_resumes_and_re_evaluates_an_equinox_model(make_experi
     """Two epochs then one more by `resume` end where three epochs end; the checkpoint put
     into a differently initialised module re-evaluates to the run's own numbers."""
     path = make_experiment(train="train:\n  epochs: 3\n  batch_size: 4\n  rollout_steps: 2\n")
-    whole = train(load_experiment(path), progress=False, model=from_equinox(burgers_net(0)))
+    net, x = burgers_net(0), jnp.ones((3, 32))
+    before = np.asarray(net(x))
+    whole = train(load_experiment(path), progress=False, model=from_equinox(net))
+    # Training donates the adapter's buffers, not those of the module passed in.
+    np.testing.assert_array_equal(np.asarray(net(x)), before)
     part = train(
         load_experiment(path, ["train.epochs=2"]),
         progress=False,
@@ -108,9 +112,22 @@ def test_a_run_checkpoints_resumes_and_re_evaluates_an_equinox_model(make_experi
     losses = [[r["train_loss"] for r in read_jsonl(f / "metrics.jsonl")] for f in (whole, part)]
     assert len(losses[0]) == 3 and losses[0] == losses[1]
     assert losses[0][-1] < losses[0][0]
-    again = evaluate(whole, model=from_equinox(burgers_net(7)))
+    loaded = from_equinox(burgers_net(7))
+    again = evaluate(whole, model=loaded)
     first, second = (read_results(f / "eval.nc")["nrmse"].values for f in (whole, again))
     np.testing.assert_array_equal(first, second)
+
+
+def test_the_model_built_by_hand_holds_the_selected_weights_afterwards(make_experiment):
+    """`train` and `evaluate` put the selected checkpoint's weights into the model passed in
+    (the steps donated its own buffers): the two agree, and differ from the start."""
+    path = make_experiment(train="train:\n  epochs: 2\n  batch_size: 4\n  select: last\n")
+    trained, x = from_equinox(burgers_net(0)), jnp.ones((2, 32, 3))
+    folder = train(load_experiment(path), progress=False, model=trained)
+    loaded = from_equinox(burgers_net(9))
+    evaluate(folder, model=loaded)
+    np.testing.assert_array_equal(np.asarray(trained(x)), np.asarray(loaded(x)))
+    assert not np.allclose(np.asarray(trained(x)), np.asarray(from_equinox(burgers_net(0))(x)))
 
 
 def test_a_pdequinox_model_is_pdequinoxs_network_with_the_key_of_its_rngs():
