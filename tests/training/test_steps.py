@@ -120,6 +120,16 @@ def test_pushforward_stops_gradients_through_fed_back_frames():
     assert abs(full - grad) > 1e-3
 
 
+@pytest.mark.parametrize("remat", [False, True])
+def test_a_one_step_rollout_loss_and_its_gradient_follow_the_formula(remat):
+    """One target frame (one-step training) takes the path without a loop."""
+    w = windows(seed=3)[:, :3]
+    value, grad = loss_and_grad(w, 1, pushforward=False, remat=remat)
+    expected_value, expected_grad = unrolled(0.9, w, 2, 1)
+    assert value == pytest.approx(expected_value, rel=1e-5)
+    assert grad == pytest.approx(expected_grad, rel=1e-4)
+
+
 def test_remat_changes_nothing_but_memory():
     w = windows(seed=2)
     assert loss_and_grad(w, 2, pushforward=False, remat=True) == pytest.approx(
