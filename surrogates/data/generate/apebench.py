@@ -78,15 +78,11 @@ class APEBenchRecipe(StrictModel):
 
     def file_settings(self, values: dict[str, Any]) -> str:
         """The scenario's resolved settings and the split, as canonical JSON."""
-        return json.dumps(
-            {
-                "pde": self.pde,
-                "scenario": self.scenario,
-                "split": values["split"],
-                "settings": _settings(self.scenario_object()),
-            },
-            sort_keys=True,
-        )
+        return self._file_settings(values["split"], _settings(self.scenario_object()))
+
+    def _file_settings(self, split: str, settings: dict[str, Any]) -> str:
+        facts = {"pde": self.pde, "scenario": self.scenario, "split": split, "settings": settings}
+        return json.dumps(facts, sort_keys=True)
 
     def write(self, target: Path, values: dict[str, Any], advance: Callable[[int], None]) -> None:
         """The split `values["split"]` of the scenario into `target`, atomically.
@@ -109,13 +105,14 @@ class APEBenchRecipe(StrictModel):
         spatial = trajectories.shape[2:-1]
         grid = {axis: np.arange(n) * extent / n for axis, n in zip(AXES, spatial, strict=False)}
         grid["t"] = np.arange(trajectories.shape[1]) * dt
+        grid = {name: coordinates.astype(np.float32) for name, coordinates in grid.items()}
+        settings = _settings(scenario)
         with atomic_path(target) as temporary, h5py.File(temporary, "w") as f:
             f.attrs.update(pde=self.pde, scenario=self.scenario, split=split)
             f.attrs.update(boundary="periodic", domain_extent=extent, dt=dt)
-            f.attrs["settings"] = json.dumps(_settings(scenario), sort_keys=True)
-            grid32 = {name: values.astype(np.float32) for name, values in grid.items()}
-            write_sample_groups(f, [(0, trajectories)], grid32, advance)
-            f.attrs["generator"] = self.file_settings(values)
+            f.attrs["settings"] = json.dumps(settings, sort_keys=True)
+            write_sample_groups(f, [(0, trajectories)], grid, advance)
+            f.attrs["generator"] = self._file_settings(split, settings)
 
 
 def _settings(scenario: Any) -> dict[str, Any]:
