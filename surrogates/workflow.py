@@ -97,8 +97,7 @@ def train(
     resolved, facts = kind.record(task)
     write_text(folder / "config.yaml", resolved_yaml(resolved))
     write_text(folder / "data.json", json.dumps(facts, indent=1) + "\n")
-    _fit(kind, task, experiment, folder, progress, resume=False)
-    _hand_back(task, model)
+    _fit(kind, task, experiment, folder, progress, resume=False, model=model)
     return folder
 
 
@@ -116,8 +115,7 @@ def resume(
     experiment = _run_experiment(folder, overrides, RESUME_KEYS, "--resume")
     kind = _kind(experiment)
     task = kind.train_task(experiment, model)
-    _fit(kind, task, experiment, folder, progress, resume=True, overrides=overrides)
-    _hand_back(task, model)
+    _fit(kind, task, experiment, folder, progress, resume=True, overrides=overrides, model=model)
     return folder
 
 
@@ -218,7 +216,11 @@ def _fit(
     progress: bool,
     resume: bool,
     overrides: Sequence[str] = (),
+    model: nnx.Module | None = None,
 ) -> None:
+    """Train `task` (or continue it), then evaluate the selected checkpoint on the
+    experiment's split and on `eval.other_files`; `model`, the model built by hand that the
+    task trains, holds the selected weights afterwards and is the one evaluated."""
     trainer = Trainer(task, experiment.train, folder, progress=progress)
     try:
         if resume:
@@ -229,6 +231,7 @@ def _fit(
         epoch = trainer.select()
     finally:
         trainer.close()
+    _hand_back(task, model)
     seconds = sum(record["seconds"] for record in read_jsonl(folder / "metrics.jsonl"))
     console = Console(stderr=True) if progress else None
     try:
@@ -242,7 +245,7 @@ def _fit(
             attrs={"train_seconds": seconds, "checkpoint_epoch": epoch},
         )
         _say_where(console, folder)
-        _evaluate_other_files(experiment, folder, progress)
+        _evaluate_other_files(experiment, folder, progress, model)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted while evaluating; the trained checkpoints are kept; "
@@ -255,13 +258,16 @@ def other_file_groups(experiment: Experiment) -> dict[str, list[str]]:
     return dict(getattr(getattr(experiment, "eval", None), "other_files", None) or {})
 
 
-def _evaluate_other_files(experiment: Experiment, folder: Path, progress: bool) -> None:
-    """`eval.other_files`: each group into `evaluations/<name>/`. A resumed run evaluates its
-    final checkpoint again: the new evaluation replaces the earlier one once it is complete."""
+def _evaluate_other_files(
+    experiment: Experiment, folder: Path, progress: bool, model: nnx.Module | None
+) -> None:
+    """`eval.other_files`: each group into `evaluations/<name>/`, with `model` if the run
+    trained one built by hand. A resumed run evaluates its final checkpoint again: the new
+    evaluation replaces the earlier one once it is complete."""
     for name, entries in other_file_groups(experiment).items():
         files = resolve_other_files(experiment.data, entries)
         console = Console(stderr=True) if progress else None
-        evaluate(folder, data=files, console=console, name=name)
+        evaluate(folder, data=files, console=console, name=name, model=model)
 
 
 def _record_overrides(folder: Path, experiment: Experiment, overrides: Sequence[str]) -> None:

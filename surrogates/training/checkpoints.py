@@ -34,7 +34,13 @@ def _manager(folder: Path, keep: int) -> ocp.CheckpointManager:
         # A save cut short by a kill leaves a temporary folder; the next opening removes it.
         cleanup_tmp_directories=True,
     )
-    return ocp.CheckpointManager(folder.absolute(), options=options)
+    # The items' handlers named up front: reading a checkpoint's metadata needs them.
+    handlers = {
+        "model": ocp.StandardCheckpointHandler(),
+        "optimizer": ocp.StandardCheckpointHandler(),
+        "meta": ocp.JsonCheckpointHandler(),
+    }
+    return ocp.CheckpointManager(folder.absolute(), options=options, item_handlers=handlers)
 
 
 def _flat(state: Any) -> dict[str, jax.Array]:
@@ -93,6 +99,7 @@ class Checkpoints:
         the latest (or the best) checkpoint or of `epoch`'s, in the structure and shardings
         of `model` and `optimizer`, and the metadata."""
         manager, epoch = self._at(best, epoch)
+        _check_counts(manager, epoch, {"model": model, "optimizer": optimizer})
         items = {
             "model": ocp.args.StandardRestore(_abstract(model)),
             "meta": ocp.args.JsonRestore(),
@@ -169,8 +176,28 @@ class Checkpoints:
         return manager, epoch
 
 
+def _check_counts(manager: ocp.CheckpointManager, epoch: int, states: dict[str, Any]) -> None:
+    """`CheckpointMismatch` if a saved item holds another number of arrays than the state
+    given for it (another architecture): orbax's own error would read like damage."""
+    try:
+        stored = manager.item_metadata(epoch)
+    except Exception:  # unreadable metadata: restoring reports the damage
+        return
+    for name, state in states.items():
+        saved = getattr(stored.get(name), "tree", None) if state is not None else None
+        if saved is None:
+            continue
+        have = len(jax.tree.leaves(state))
+        if have != len(saved):
+            raise CheckpointMismatch(
+                f"{manager.directory}: the checkpoint of epoch {epoch} does not fit the "
+                f"{name} (it has {have} arrays, the checkpoint holds {len(saved)}); it was "
+                "written for another model"
+            )
+
+
 class CheckpointMismatch(TrainingError):
-    """A checkpoint holds arrays of other shapes than the model's."""
+    """A checkpoint holds other arrays (other shapes or another number) than the model's."""
 
 
 class CheckpointUnreadable(TrainingError):

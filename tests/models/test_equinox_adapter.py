@@ -118,16 +118,26 @@ def test_a_run_checkpoints_resumes_and_re_evaluates_an_equinox_model(make_experi
     np.testing.assert_array_equal(first, second)
 
 
-def test_the_model_built_by_hand_holds_the_selected_weights_afterwards(make_experiment):
+def test_the_model_built_by_hand_holds_the_selected_weights_afterwards(
+    make_experiment, burgers_file
+):
     """`train` and `evaluate` put the selected checkpoint's weights into the model passed in
-    (the steps donated its own buffers): the two agree, and differ from the start."""
-    path = make_experiment(train="train:\n  epochs: 2\n  batch_size: 4\n  select: last\n")
+    (the steps donated its own buffers): the two agree, and differ from the start. The
+    evaluation of `eval.other_files` after training uses that model too, not the config's."""
+    path = make_experiment(
+        train="train:\n  epochs: 2\n  batch_size: 4\n  select: last\n",
+        eval=f"eval:\n  batch_size: 4\n  other_files: {{all: [{burgers_file}]}}\n",
+    )
     trained, x = from_equinox(burgers_net(0)), jnp.ones((2, 32, 3))
     folder = train(load_experiment(path), progress=False, model=trained)
     loaded = from_equinox(burgers_net(9))
-    evaluate(folder, model=loaded)
+    again = evaluate(folder, data=[burgers_file], model=loaded)
     np.testing.assert_array_equal(np.asarray(trained(x)), np.asarray(loaded(x)))
     assert not np.allclose(np.asarray(trained(x)), np.asarray(from_equinox(burgers_net(0))(x)))
+    other, own = (
+        read_results(f / "eval.nc")["nrmse"].values for f in (folder / "evaluations" / "all", again)
+    )
+    np.testing.assert_array_equal(other, own)
 
 
 def test_a_pdequinox_model_is_pdequinoxs_network_with_the_key_of_its_rngs():

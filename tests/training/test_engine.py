@@ -22,7 +22,7 @@ from surrogates.errors import TrainingError
 from surrogates.evaluation.results import read_results
 from surrogates.runs import read_jsonl
 from surrogates.training import OperatorTask, Trainer
-from surrogates.training.checkpoints import Checkpoints
+from surrogates.training.checkpoints import CheckpointMismatch, Checkpoints
 from surrogates.workflow import evaluate, train
 
 
@@ -293,4 +293,20 @@ def test_a_checkpoint_of_other_shapes_is_a_clear_error(tmp_path):
     with pytest.raises(TrainingError, match=r"epoch 1 does not fit.*\(4, 2, 3\).*\(2, 3, 4\)") as e:
         checkpoints.restore({"weight": jnp.zeros((4, 2, 3))})
     assert "\n" not in str(e.value)
+    checkpoints.close()
+
+
+def test_a_checkpoint_of_another_model_is_a_clear_error_and_stays_in_place(tmp_path):
+    """A model with more arrays than the checkpoint (another architecture): a one-line
+    error, and the intact checkpoint is not taken for damaged and moved aside."""
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    saved = {"weight": jnp.ones((2, 3))}
+    checkpoints.save(saved, {"count": jnp.ones(())}, {"epoch": 1}, best=False)
+    other = {"bias": jnp.zeros(3), "weight": jnp.zeros((2, 3))}
+    with pytest.raises(CheckpointMismatch, match=r"epoch 1 does not fit.*2 arrays.*holds 1") as e:
+        checkpoints.load(lambda meta: (other, None))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "checkpoints" / "damaged").exists()
+    restored, _, _ = checkpoints.load(lambda meta: (saved, None))
+    assert float(restored["weight"].sum()) == 6.0
     checkpoints.close()
