@@ -14,7 +14,9 @@ Training time is the wall time of the training steps alone (APEBench's `trainer(
 here the trainer's epochs, without validation), each after its own compilation. The
 errors are the test trajectories' nRMSE (`|pred - ref|_2 / |ref|_2` per trajectory, the mean
 over trajectories) after 1, 10, 100 and 200 autoregressive steps, and its mean over the 200,
-computed by one function for every model. Needs the `ape` extra:
+computed by one function for every model. For scale, it also times a bare Adam step of the
+same network and batch (`equinox.filter_jit`, no trainer around it) and prints its
+arithmetic by XLA's cost analysis. Needs the `ape` extra:
 
     .venv/bin/python experiments/perf/vs_apebench.py [--steps 10000] [--seed 0]
 """
@@ -26,9 +28,11 @@ import math
 import time
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from apebench.scenarios import scenario_dict
 from flax import nnx
 
@@ -70,9 +74,40 @@ def train_apebench(scenario, seed: int) -> tuple[float, Callable]:
     return time.perf_counter() - started, trained
 
 
+def bare_step(network: eqx.Module, batch: int, points: int, steps: int = 500):
+    """A bare Adam step of `network` on random `(batch, 1, points)` pairs: (ms per step, the
+    best of 5 rounds of `steps`; GFLOP of its value and gradient by XLA's cost analysis)."""
+    tx = optax.adam(1e-3)
+    params, static = eqx.partition(network, eqx.is_array)
+    inputs, targets = jax.random.normal(jax.random.key(0), (2, batch, 1, points))
+
+    def loss(params):
+        return jnp.mean((jax.vmap(eqx.combine(params, static))(inputs) - targets) ** 2)
+
+    @jax.jit
+    def step(params, state):
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, value
+
+    cost = jax.jit(jax.value_and_grad(loss)).lower(params).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    state = tx.init(params)
+    params, state, value = step(params, state)
+    jax.block_until_ready(value)
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(steps):
+            params, state, value = step(params, state)
+        jax.block_until_ready(value)
+        rounds.append((time.perf_counter() - started) / steps * 1e3)
+    return min(rounds), cost["flops"] / 1e9
+
+
 def train_suite(path: str, steps: int, seed: int, model: nnx.Module | None = None):
     """The suite's training of `path` for about `steps` steps (whole epochs):
-    (seconds, the trained stepper)."""
+    (seconds, the trained stepper, the steps run)."""
     per_epoch = OperatorTask.for_training(load_experiment(path)).steps_per_epoch
     epochs = math.ceil(steps / per_epoch)
     warmup = steps / 5 / per_epoch
@@ -84,7 +119,7 @@ def train_suite(path: str, steps: int, seed: int, model: nnx.Module | None = Non
     for epoch in range(epochs):
         trainer.run_epoch(epoch)
     jax.block_until_ready(task.model.params)
-    return time.perf_counter() - started, task.model.module()
+    return time.perf_counter() - started, task.model.module(), epochs * per_epoch
 
 
 def suite_advance(stepper: nnx.Module) -> Callable[[jax.Array], jax.Array]:
@@ -118,11 +153,11 @@ def main() -> None:
     init_key, _ = jax.random.split(jax.random.PRNGKey(args.seed))
     same = from_equinox(scenario.get_network(CONV, init_key))
     path = "experiments/apebench/diff_adv_conv.yaml"
-    seconds, stepper = train_suite(path, args.steps, args.seed, model=same)
+    seconds, stepper, suite_steps = train_suite(path, args.steps, args.seed, model=same)
     rows.append(("suite, the same conv net", seconds, nrmse_curve(suite_advance(stepper), test)))
 
     path = "experiments/apebench/diff_adv_fno.yaml"
-    seconds, stepper = train_suite(path, args.steps, args.seed)
+    seconds, stepper, _ = train_suite(path, args.steps, args.seed)
     rows.append(("suite, its FNO", seconds, nrmse_curve(suite_advance(stepper), test)))
 
     print(f"scenario diff_adv, {args.steps} training steps, seed {args.seed}")
@@ -133,6 +168,12 @@ def main() -> None:
         values = " | ".join(f"{curve[k - 1]:.3g}" for k in STEPS_SHOWN)
         print(f"| {name} | {seconds:.1f} | {values} | {curve.mean():.3g} |")
     print(f"speed-up of the suite on the same network: {rows[0][1] / rows[1][1]:.2f}x")
+    ms, gflop = bare_step(scenario.get_network(CONV, init_key), 20, test.shape[-1])
+    print(
+        f"bare jitted Adam step of the conv net, batch 20: {ms:.2f} ms, {gflop:.3f} GFLOP "
+        f"({gflop / ms * 1e3:.0f} GFLOP/s); per step above: APEBench "
+        f"{rows[0][1] / args.steps * 1e3:.2f} ms, the suite {rows[1][1] / suite_steps * 1e3:.2f} ms"
+    )
 
 
 if __name__ == "__main__":
