@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from surrogates.models.contract import HasLossView, auxiliary_total, collecting_auxiliary
 from surrogates.models.prepared import given, prepare_all
@@ -258,6 +259,29 @@ def model_value_and_grad(
     return micro_batched_value_and_grad(fun, micro_batches, prepare)
 
 
+def data_parallel(
+    value_and_grad: Callable[..., tuple[jax.Array, Any]], mesh: jax.sharding.Mesh
+) -> Callable[..., tuple[jax.Array, Any]]:
+    """`value_and_grad(params, batch, rest, *shared)` computed by every device on its own rows
+    of the batch (`batch` split over the mesh's axis, the rest replicated), then averaged over
+    the devices in one all-reduce. Left to the compiler, the sharded step reduces the partial
+    gradients inside the rollout loop, at every rollout step: several collectives per step,
+    each a round trip between processes in a multi-process run. `value_and_grad` must be a
+    mean over the batch's rows (as for micro-batches), so the devices' mean is the batch's."""
+    axis = mesh.axis_names[0]
+
+    def local(params: Any, batch: Any, rest: Any, *shared: Any) -> tuple[jax.Array, Any]:
+        return jax.lax.pmean(value_and_grad(params, batch, rest, *shared), axis)
+
+    def run(params: Any, batch: Any, rest: Any, *shared: Any) -> tuple[jax.Array, Any]:
+        specs = (P(), P(axis), P(), *(P() for _ in shared))
+        # No replication checks: custom VJPs in the models do not declare how outputs vary.
+        mapped = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(), check_vma=False)
+        return mapped(params, batch, rest, *shared)
+
+    return run
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     tx: optax.GradientTransformation,
@@ -300,6 +324,8 @@ def make_train_step(
         )
 
     value_and_grad = model_value_and_grad(graphdef, loss_of, micro_batches)
+    if batch_sharding is not None and batch_sharding.mesh.size > 1:
+        value_and_grad = data_parallel(value_and_grad, batch_sharding.mesh)
 
     @partial(jax.jit, donate_argnums=(0, 1))
     def step(
