@@ -50,6 +50,14 @@ def _train(args: argparse.Namespace) -> None:
 
     if (args.experiment is None) == (args.resume is None):
         raise ConfigError("give an experiment file or --resume RUN_DIR (one of the two)")
+    if args.processes is not None:
+        if args.experiment is not None:
+            from surrogates.config import load_experiment
+
+            # A bad config is told once, before any worker starts.
+            load_experiment(args.experiment, args.override)
+        _launch(args.processes, args.argv)
+        return
     if args.resume is not None:
         from surrogates.workflow import resume
 
@@ -60,7 +68,30 @@ def _train(args: argparse.Namespace) -> None:
 
         experiment = load_experiment(args.experiment, args.override)
         folder = train(experiment, progress=not args.quiet)
-    print(folder)
+    from surrogates.training.sharding import is_writer
+
+    if is_writer():  # one line for a run of several processes
+        print(folder)
+
+
+def _launch(processes: int, argv: list[str]) -> None:
+    """The command `argv` again as `processes` local workers of one run (`--processes` left
+    out)."""
+    from surrogates.launch import launch
+
+    launch([sys.executable, "-m", "surrogates", *_without_processes(argv)], processes)
+
+
+def _without_processes(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument == "--processes":
+            skip = True
+        elif not argument.startswith("--processes="):
+            kept.append(argument)
+    return kept
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -80,9 +111,17 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> None:
-    from surrogates.suites import run_suite
+    from surrogates.suites import load_suite, run_suite
 
-    print(run_suite(args.suite, overrides=args.override, progress=not args.quiet, reuse=args.reuse))
+    if args.processes is not None:
+        load_suite(args.suite, args.override)  # a bad suite is told once, before the workers
+        _launch(args.processes, args.argv)
+        return
+    out = run_suite(args.suite, overrides=args.override, progress=not args.quiet, reuse=args.reuse)
+    from surrogates.training.sharding import is_writer
+
+    if is_writer():
+        print(out)
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -144,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar or tables")
+    _processes_argument(train)
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(
@@ -178,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a key of every experiment (repeatable)",
     )
     benchmark.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _processes_argument(benchmark)
     benchmark.add_argument(
         "--reuse",
         action="store_true",
@@ -189,6 +230,15 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list the registered models")
     models.set_defaults(run=_models)
     return parser
+
+
+def _processes_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="run as N local worker processes (JAX's multi-process runtime on this machine)",
+    )
 
 
 def restart_with_huge_pages(
@@ -216,7 +266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         restart_with_huge_pages(sys.argv[1:])
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        from surrogates.launch import join_from_environment
+
+        join_from_environment()
         args.run(args)
     except Interrupted as error:
         print(f"surrogates {args.command}: {error}", file=sys.stderr)

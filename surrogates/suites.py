@@ -43,6 +43,7 @@ from surrogates.evaluation.results import comparison_rows, read_results, seed_ro
 from surrogates.evaluation.tables import markdown_table, rich_table, write_csv
 from surrogates.runs import new_folder
 from surrogates.schema import StrictModel, load_yaml, validate
+from surrogates.training import sharding
 from surrogates.workflow import other_file_groups, train
 
 Seeds = Annotated[list[int], Field(min_length=1)]
@@ -103,7 +104,10 @@ def run_suite(
     """
     suite = load_suite(path, overrides)
     planned = suite_runs(suite)
-    console = Console(stderr=True)
+    # With several processes every one trains each run; process 0 alone reads the results
+    # (it wrote them) and writes the comparison.
+    writer = sharding.is_writer()
+    console = Console(stderr=True, quiet=not writer)
     results: dict[str, list[xr.Dataset]] = {}
     failed: list[tuple[str, str]] = []
     for experiments in planned:
@@ -129,11 +133,15 @@ def run_suite(
                 warn(f"{label}{seed}: {error}")
                 failed.append((f"{label}{seed}", str(error)))
                 continue
+            if not writer:
+                continue
             results[label].append(read_results(folder / "eval.nc"))
             # `eval.other_files`: a row per group, after the experiment's own.
             for name in other_file_groups(experiment):
                 evaluation = folder / "evaluations" / name / "eval.nc"
                 results.setdefault(f"{label} ({name})", []).append(read_results(evaluation))
+    if not writer:
+        return Path(suite.root) / "suites" / suite.name
     results = {label: runs for label, runs in results.items() if runs}
     if not results:
         raise TrainingError(f"{path}: every run of the suite failed (first: {failed[0][1]})")

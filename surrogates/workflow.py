@@ -37,6 +37,7 @@ from surrogates.errors import ConfigError, Interrupted, TrainingError
 from surrogates.evaluation.operator import evaluate_operator_run
 from surrogates.evaluation.physics import evaluate_physics_run
 from surrogates.runs import new_folder, read_jsonl
+from surrogates.training import sharding
 from surrogates.training.checkpoints import Checkpoints
 from surrogates.training.files import resolve_other_files
 from surrogates.training.operator_task import OperatorTask
@@ -87,16 +88,20 @@ def train(
     checkpoint there; returns the folder. `model` replaces the config's model (one built by
     hand); it holds the selected checkpoint's weights afterwards."""
     kind = _kind(experiment)
-    folder = new_folder(Path(experiment.run.root) / experiment.name, "run.root")
+    # Joined before anything asks which process this is (the run folder, for one).
+    sharding.initialise_distributed(experiment.run.distributed)
+    folder = _new_folder(Path(experiment.run.root) / experiment.name, "run.root")
     try:
         task = kind.train_task(experiment, model)
     except BaseException:
         # Nothing ran: leave no empty run folder behind.
-        shutil.rmtree(folder)
+        if sharding.is_writer():
+            shutil.rmtree(folder)
         raise
     resolved, facts = kind.record(task)
-    write_text(folder / "config.yaml", resolved_yaml(resolved))
-    write_text(folder / "data.json", json.dumps(facts, indent=1) + "\n")
+    if sharding.is_writer():
+        write_text(folder / "config.yaml", resolved_yaml(resolved))
+        write_text(folder / "data.json", json.dumps(facts, indent=1) + "\n")
     _fit(kind, task, experiment, folder, progress, resume=False, model=model)
     return folder
 
@@ -114,6 +119,7 @@ def resume(
     structure (its weights are replaced by the checkpoint's)."""
     experiment = _run_experiment(folder, overrides, RESUME_KEYS, "--resume")
     kind = _kind(experiment)
+    sharding.initialise_distributed(experiment.run.distributed)
     task = kind.train_task(experiment, model)
     _fit(kind, task, experiment, folder, progress, resume=True, overrides=overrides, model=model)
     return folder
@@ -137,6 +143,7 @@ def evaluate(
     by hand, one of the same structure (its weights are replaced by the checkpoint's)."""
     experiment = _run_experiment(folder, overrides, EVALUATION_KEYS, "evaluate")
     kind = _kind(experiment)
+    sharding.initialise_distributed(experiment.run.distributed)
     task = kind.eval_task(experiment, data, stride_x, model)
     checkpoints = Checkpoints(folder / "checkpoints")
     try:
@@ -148,22 +155,31 @@ def evaluate(
     if overrides:
         attrs["overrides"] = " ".join(overrides)
     if name is None:
-        out, earlier = new_folder(folder / "evaluations"), None
-    else:
+        out, earlier = _new_folder(folder / "evaluations"), None
+    elif sharding.is_writer():
         out, earlier = _set_aside(folder / "evaluations" / name)
+    else:
+        out, earlier = folder / "evaluations" / name, None
     try:
         kind.evaluate(
             task, folder, out, files=data, stride_x=stride_x, console=console, attrs=attrs
         )
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        if earlier is not None:
-            earlier.rename(out)
+        if sharding.is_writer():
+            shutil.rmtree(out, ignore_errors=True)
+            if earlier is not None:
+                earlier.rename(out)
         raise
     if earlier is not None:
         shutil.rmtree(earlier)
     _say_where(console, out)
     return out
+
+
+def _new_folder(parent: Path, setting: str | None = None) -> Path:
+    """`new_folder`; with several processes, the one process 0 made, in every process."""
+    made = str(new_folder(parent, setting)) if sharding.is_writer() else ""
+    return Path(sharding.agree(made))
 
 
 def _hand_back(task: Task, model: nnx.Module | None) -> None:
@@ -178,7 +194,7 @@ def _hand_back(task: Task, model: nnx.Module | None) -> None:
 
 
 def _say_where(console: Console | None, out: Path) -> None:
-    if console is not None:
+    if console is not None and sharding.is_writer():
         console.print(f"results in {out}: eval.nc, summary.md, figures/")
 
 
@@ -225,7 +241,7 @@ def _fit(
     try:
         if resume:
             trainer.resume()
-            if overrides:
+            if overrides and sharding.is_writer():
                 _record_overrides(folder, experiment, overrides)
         trainer.fit()
         epoch = trainer.select()

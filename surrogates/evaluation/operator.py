@@ -21,6 +21,7 @@ from surrogates.evaluation.plots import plot_evaluation
 from surrogates.evaluation.results import metrics_dataset, summary_rows, write_results
 from surrogates.evaluation.rollouts import PERSISTENCE, score_cases, score_rollouts
 from surrogates.evaluation.summary import print_summary, write_summary
+from surrogates.training import sharding
 from surrogates.training.experiment_data import read_split
 from surrogates.training.operator_task import OperatorTask, evaluation_steps
 
@@ -79,6 +80,8 @@ def evaluate_operator(
             **(attrs or {}),
         },
     )
+    if not sharding.is_writer():
+        return results  # with several processes, process 0 writes the results
     write_results(results, out / "eval.nc")
     what = describe(experiment, steps)
     warning = _non_finite_warning(results, diverged, len(indices), data.dataset)

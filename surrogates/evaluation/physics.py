@@ -29,6 +29,7 @@ from surrogates.evaluation.results import metrics_dataset, summary_rows, write_r
 from surrogates.evaluation.summary import print_summary
 from surrogates.evaluation.tables import markdown_table
 from surrogates.models.contract import HasCentres
+from surrogates.training import sharding
 from surrogates.training.physics_task import PhysicsTask
 
 METRICS = ("rel_l2", "rmse", "max")
@@ -90,6 +91,8 @@ def evaluate_physics_run(
     results = metrics_dataset(
         {label: {k: v[None] for k, v in whole.items()}}, channels=outputs, attrs=info
     )
+    if not sharding.is_writer():
+        return results  # with several processes, process 0 writes the results
     write_results(prediction_dataset(task, prediction, reference), out / "prediction.nc")
     write_results(results, out / "eval.nc")
     by_time = None

@@ -56,10 +56,13 @@ class TrainBatches:
             yield from prefetched(self._read_batches(trajectory, start), depth=2)
 
     def _read_batches(self, trajectory: np.ndarray, start: np.ndarray) -> Iterator[tuple]:
-        length, train = self.sampler.window, self.data.splits.train
-        zeros = sharding.put(np.zeros(self.sampler.batch_size, np.int32), self.batched)
-        rows = sharding.put(np.arange(self.sampler.batch_size, dtype=np.int32), self.batched)
-        for batch_rows, batch_starts in zip(trajectory, start, strict=True):
+        """The batches of the lazy path. With several processes each reads only the windows
+        of its own rows of the batch (those its devices hold)."""
+        length, train, size = self.sampler.window, self.data.splits.train, self.sampler.batch_size
+        zeros = sharding.put(np.zeros(size, np.int32), self.batched)
+        rows = sharding.put(np.arange(size, dtype=np.int32), self.batched)
+        mine = sharding.local_rows(self.batched, size)
+        for batch_rows, batch_starts in zip(trajectory[:, mine], start[:, mine], strict=True):
             windows = np.stack(
                 [
                     self.data.dataset.read_window(int(train[r]), int(s), length)
@@ -67,9 +70,12 @@ class TrainBatches:
                 ]
             )
             yield (
-                sharding.put(windows, self.batched),
-                self._put(self.data.param_table(train[batch_rows]), self.batched),
-                self._put(self.data.static_rows(train[batch_rows]), self.batched),
+                sharding.put_local(windows, self.batched, size),
+                self._local(self.data.param_table(train[batch_rows]), size),
+                self._local(self.data.static_rows(train[batch_rows]), size),
                 rows,
                 zeros,
             )
+
+    def _local(self, values: np.ndarray | None, size: int) -> object:
+        return None if values is None else sharding.put_local(values, self.batched, size)

@@ -347,7 +347,7 @@ def predict_all(
         context = fields[rows, :history]
         row_params, row_static = (None if a is None else a[rows] for a in (pde_params, static))
         prediction = predict(context, row_params, row_static)
-        outputs.append(np.asarray(prediction)[: len(fields) - first])
+        outputs.append(sharding.to_host(prediction)[: len(fields) - first])
     return np.concatenate(outputs)
 
 

@@ -36,6 +36,7 @@ from surrogates.atomic import write_text
 from surrogates.config import TrainSpec
 from surrogates.errors import Interrupted, TrainingError, warn
 from surrogates.runs import append_jsonl, read_jsonl
+from surrogates.training import sharding
 from surrogates.training.checkpoints import Checkpoints, CheckpointUnreadable
 from surrogates.training.optimizers import HELD, TRAINED, Phase, make_phases, phase_at
 from surrogates.training.task import Step, Task
@@ -54,7 +55,9 @@ class Trainer:
         progress: bool = True,
     ):
         self.task, self.train, self.folder = task, train, folder
-        self.progress = progress
+        # With several processes, process 0 alone shows progress and writes the log.
+        self.writer = sharding.is_writer()
+        self.progress = progress and self.writer
         self.phases = make_phases(train, task.steps_per_epoch, held=self._held_labels)
         self.phase: Phase | None = None
         self.opt_state: Any = None
@@ -146,7 +149,8 @@ class Trainer:
         """Keep the log lines of the epochs up to `epoch`."""
         log = self.folder / "metrics.jsonl"
         kept = [r for r in read_jsonl(log) if r["epoch"] <= epoch]
-        write_text(log, "".join(f"{json.dumps(r)}\n" for r in kept))
+        if self.writer:
+            write_text(log, "".join(f"{json.dumps(r)}\n" for r in kept))
 
     def select(self) -> int:
         """Put back the checkpoint `train.select` names, for the final evaluation; returns
@@ -213,7 +217,8 @@ class Trainer:
             "data_wait_seconds": waited,
         }
         with deferred_interrupt():
-            append_jsonl(self.folder / "metrics.jsonl", record)
+            if self.writer:
+                append_jsonl(self.folder / "metrics.jsonl", record)
             self.logged_epoch = epoch + 1
         if not finite:
             # A model whose rollouts blow up is no result: stop as for a diverging loss.
