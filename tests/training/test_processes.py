@@ -4,6 +4,7 @@ weights and results, and one copy of every output."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -72,8 +73,9 @@ def losses(run: Path) -> list[float]:
     return [record["train_loss"] for record in read_jsonl(run / "metrics.jsonl")]
 
 
+@functools.cache
 def final_weights(run: Path) -> list[np.ndarray]:
-    """The parameters of the run's last checkpoint."""
+    """The parameters of the run's last checkpoint (read once per run folder)."""
     # In this process alone, whatever the run was.
     experiment = load_experiment(run / "config.yaml", ["run.distributed=false"])
     task = OperatorTask.for_training(experiment)
