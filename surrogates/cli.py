@@ -68,10 +68,15 @@ def _train(args: argparse.Namespace) -> None:
 
         experiment = load_experiment(args.experiment, args.override)
         folder = train(experiment, progress=not args.quiet)
+    _print_once(folder)
+
+
+def _print_once(out: Path) -> None:
+    """Print where the results are: once, from process 0, for a run of several processes."""
     from surrogates.training.sharding import is_writer
 
-    if is_writer():  # one line for a run of several processes
-        print(folder)
+    if is_writer():
+        print(out)
 
 
 def _launch(processes: int, argv: list[str]) -> None:
@@ -117,11 +122,9 @@ def _benchmark(args: argparse.Namespace) -> None:
         load_suite(args.suite, args.override)  # a bad suite is told once, before the workers
         _launch(args.processes, args.argv)
         return
-    out = run_suite(args.suite, overrides=args.override, progress=not args.quiet, reuse=args.reuse)
-    from surrogates.training.sharding import is_writer
-
-    if is_writer():
-        print(out)
+    _print_once(
+        run_suite(args.suite, overrides=args.override, progress=not args.quiet, reuse=args.reuse)
+    )
 
 
 def _models(args: argparse.Namespace) -> None:

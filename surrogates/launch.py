@@ -2,7 +2,7 @@
 
 `launch(command, processes)` starts `command` N times, as `torchrun --nproc-per-node` does,
 each with the coordinator's address (a free loopback port), the process count and its own
-index in the environment (`WORKER_ENVIRONMENT`); `join_from_environment` in the worker reads
+index in the environment (`worker_environment`); `join_from_environment` in the worker reads
 them and calls `jax.distributed.initialize`. A worker that fails takes the others down at once
 (otherwise they would wait for it in their next collective until a timeout), and the launcher
 says which worker it was and how it ended. Ctrl-C stops every worker.
@@ -22,7 +22,6 @@ from surrogates.errors import Interrupted, TrainingError
 COORDINATOR = "SURROGATES_COORDINATOR"
 PROCESSES = "SURROGATES_PROCESSES"
 PROCESS_ID = "SURROGATES_PROCESS_ID"
-WORKER_ENVIRONMENT = (COORDINATOR, PROCESSES, PROCESS_ID)
 GRACE_SECONDS = 5.0  # how long a stopped worker may take to exit before it is killed
 
 

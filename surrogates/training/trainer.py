@@ -146,11 +146,12 @@ class Trainer:
         self._truncate_log(self.start_epoch)
 
     def _truncate_log(self, epoch: int) -> None:
-        """Keep the log lines of the epochs up to `epoch`."""
+        """Keep the log lines of the epochs up to `epoch` (the writing process)."""
+        if not self.writer:
+            return
         log = self.folder / "metrics.jsonl"
         kept = [r for r in read_jsonl(log) if r["epoch"] <= epoch]
-        if self.writer:
-            write_text(log, "".join(f"{json.dumps(r)}\n" for r in kept))
+        write_text(log, "".join(f"{json.dumps(r)}\n" for r in kept))
 
     def select(self) -> int:
         """Put back the checkpoint `train.select` names, for the final evaluation; returns
