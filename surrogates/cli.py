@@ -144,11 +144,12 @@ def _models(args: argparse.Namespace) -> None:
             print(f"{'':{width}s} {line}")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    """The `surrogates` command's argument parser (its sub-commands and their options)."""
+    top = argparse.ArgumentParser(
         prog="surrogates", description="Neural PDE surrogates in JAX: data, models, training."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = top.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser(
         "generate", help="write benchmark HDF5 files from a dataset recipe (datasets/*.yaml)"
@@ -190,7 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="re-evaluate a run's best checkpoint, also on other files or grids"
+        "evaluate",
+        help="re-evaluate a run's selected checkpoint (train.select), also on other files or grids",
     )
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--data", type=Path, nargs="+", help="files to evaluate on instead")
@@ -232,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the registered models")
     models.set_defaults(run=_models)
-    return parser
+    return top
 
 
 def _processes_argument(command: argparse.ArgumentParser) -> None:
@@ -268,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sure of the huge-page setting (`restart_with_huge_pages`)."""
     if argv is None:
         restart_with_huge_pages(sys.argv[1:])
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         from surrogates.launch import join_from_environment

@@ -20,9 +20,13 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """A frozen schema node that rejects keys it does not know."""
+    """A frozen schema node that rejects keys it does not know.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The string literal under a field is that field's `description`, the text a generated
+    configuration reference shows for the key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def load_yaml(path: str | Path, error: type[SurrogatesError]) -> dict[str, Any]:

@@ -50,17 +50,36 @@ Seeds = Annotated[list[int], Field(min_length=1)]
 
 
 class SuiteEntry(StrictModel):
+    """One experiment of a suite, with settings of its own."""
+
     path: str
+    """The experiment's YAML file, relative to the working folder."""
     overrides: list[str] = Field(default_factory=list)
+    """Dotted `key.path=value` overrides of this experiment, applied after the suite's."""
     seeds: Seeds | None = None
+    """This experiment's own `train.seed` values, one run each, in place of the suite's
+    `seeds`; None: the suite's."""
 
 
 class Suite(StrictModel):
+    """Experiments to train, evaluate and compare in one table."""
+
     name: str
+    """The suite's name: the comparison goes to `<root>/suites/<name>/<timestamp>/`.
+    `load_suite` defaults it to the YAML file's stem."""
     experiments: Annotated[list[str | SuiteEntry], Field(min_length=1)]
+    """The experiments, each the path of its YAML file or a mapping with `path`, `overrides`
+    and `seeds`; an experiment listed twice gets two rows."""
     overrides: list[str] = Field(default_factory=list)
+    """Dotted `key.path=value` overrides applied to every experiment (the command line's
+    `-o` ones after them)."""
     seeds: Seeds | None = None
+    """Every experiment once per `train.seed` in the list, each metric then reported as its
+    mean and standard deviation over the seeds (the split of the data stays the same); None:
+    one run each."""
     root: str = "runs"
+    """The folder under which the comparison goes; the experiments' runs go to their own
+    `run.root`."""
 
     def entries(self) -> list[SuiteEntry]:
         return [e if isinstance(e, SuiteEntry) else SuiteEntry(path=e) for e in self.experiments]

@@ -128,8 +128,9 @@ def wrapper_overhead(name: str) -> list[str]:
 
 
 def _first_line(cls: type) -> str:
+    """The docstring's first paragraph on one line (a sentence may span several)."""
     doc = inspect.getdoc(cls) or ""
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n")[0].split())
 
 
 def build(name: str, **kwargs: Any) -> nnx.Module:

@@ -437,4 +437,12 @@ def _variant(waves: int, mult: float) -> type[SineNet]:
     return register(f"sinenet{waves}")(variant)
 
 
-SineNet2, SineNet4, SineNet6, SineNet8 = (_variant(k, m) for k, m in VARIANTS.items())
+# One assignment each, so that the API reference documents each registered name.
+SineNet2 = _variant(2, VARIANTS[2])
+"""`sinenet2`: SineNet-2, widths 64 * 1.8075**k."""
+SineNet4 = _variant(4, VARIANTS[4])
+"""`sinenet4`: SineNet-4, widths 64 * 1.611**k."""
+SineNet6 = _variant(6, VARIANTS[6])
+"""`sinenet6`: SineNet-6, widths 64 * 1.5**k."""
+SineNet8 = _variant(8, VARIANTS[8])
+"""`sinenet8`: SineNet-8, widths 64 * 1.425**k."""

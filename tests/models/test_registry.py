@@ -33,6 +33,15 @@ def test_get_and_summary():
     assert summary("persistence").startswith("Baseline that predicts no change")
 
 
+def test_a_summary_is_the_docstrings_whole_first_paragraph():
+    from surrogates.models import wrapper_summary
+
+    multigrid = wrapper_summary("multigrid")
+    assert multigrid.startswith("MG-TFNO's multi-grid patching around any operator model")
+    assert multigrid.endswith("1D or 2D, periodic.")
+    assert "\n" not in multigrid
+
+
 def test_build_by_name():
     fno = nnx.eval_shape(
         lambda: build(

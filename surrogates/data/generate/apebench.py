@@ -43,10 +43,18 @@ class APEBenchRecipe(StrictModel):
     """Recipe of `pde: apebench`: one file per split of an APEBench scenario."""
 
     pde: Literal["apebench"]
+    """Selects this recipe kind."""
     scenario: str
+    """A name of `apebench.scenarios.scenario_dict` (say `diff_adv`)."""
     settings: dict[str, Any] = Field(default_factory=dict)
+    """The scenario's own keyword arguments (checked against its fields, say
+    `{num_points: 160}`); the scenario's defaults otherwise."""
     file_name: str = "apebench_{scenario}_{split}.h5"
+    """The files' name pattern; `{split}` (`train` or `test`) is needed, `{scenario}`
+    optional."""
     samples: int | None = Field(default=None, ge=1)
+    """Trajectories per file (the scenario's `num_train_samples` and `num_test_samples`);
+    None: the scenario's counts."""
 
     @model_validator(mode="after")
     def _known(self) -> APEBenchRecipe:

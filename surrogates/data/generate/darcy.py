@@ -148,6 +148,7 @@ class DarcyParameters(StrictModel):
     """The source values to sweep, one file each."""
 
     beta: Annotated[list[_Finite], Field(min_length=1)]
+    """The constant source `beta` of `-div(a grad u) = beta`, one file per value."""
 
 
 _COEFFICIENT_OPTIONS: dict[str, dict[str, float]] = {
@@ -157,20 +158,22 @@ _COEFFICIENT_OPTIONS: dict[str, dict[str, float]] = {
 
 
 class CoefficientSpec(StrictModel):
-    """The two-valued coefficient `a`; each option applies to some kinds only.
-
-    kind: `gaussians` (PDEBench, default) or `grf` (the FNO paper's thresholded field).
-    high, low: the two values (defaults 1 / 0.1 for `gaussians`, 12 / 3 for `grf`).
-    count: `gaussians` only, the number of Gaussians summed (5).
-    alpha, tau: `grf` only, the covariance `(-Laplacian + tau^2)^(-alpha)` (2 and 3).
-    """
+    """The two-valued coefficient `a`; each option applies to some kinds only, and one left
+    out takes the kind's default."""
 
     kind: Literal["gaussians", "grf"] = "gaussians"
+    """`gaussians` (PDEBench, default: `high` where a sum of random Gaussians exceeds its
+    mean) or `grf` (the FNO paper's field: `high` where a Gaussian random field is >= 0)."""
     high: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """The higher value (default 1 for `gaussians`, 12 for `grf`)."""
     low: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """The lower value (default 0.1 for `gaussians`, 3 for `grf`)."""
     count: Annotated[int, Field(ge=1)] | None = None
+    """`gaussians` only: the number of Gaussians summed (5)."""
     alpha: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """`grf` only: the exponent of the covariance `(-Laplacian + tau^2)^(-alpha)` (2)."""
     tau: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """`grf` only: `tau` of the covariance `(-Laplacian + tau^2)^(-alpha)` (3)."""
 
     def options(self) -> dict[str, object]:
         """The kind and its options with defaults filled in."""
@@ -187,14 +190,24 @@ class DarcyRecipe(StrictModel):
     """
 
     pde: Literal["darcy"]
+    """Selects this recipe kind."""
     parameters: DarcyParameters
+    """The values to sweep, one file each."""
     file_name: str
+    """The files' name pattern, with `{beta}` for the source value (needed when it takes
+    several values)."""
     samples: Annotated[int, Field(ge=1)] = 1000
+    """Solutions per file."""
     resolution: Annotated[int, Field(ge=4)] = 128
+    """Cells `S` per axis of the unit square."""
     seed: int = 2022
+    """Sample `i`'s coefficient draws from `numpy.random.default_rng([seed, i])`, so every
+    beta of a sweep shares the same coefficients."""
     coefficient: CoefficientSpec = CoefficientSpec()
-    # Samples solved between two writes (and progress updates); results never depend on it.
+    """The coefficient `a`."""
     chunk: Annotated[int, Field(ge=1)] = 50
+    """Samples solved between two writes (and progress updates); results never depend on
+    it."""
 
     @model_validator(mode="before")
     @classmethod

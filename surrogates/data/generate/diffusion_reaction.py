@@ -194,35 +194,50 @@ class DiffusionReactionValues(StrictModel):
     """The sweep's values (one file per combination); PDEBench's by default."""
 
     Du: PositiveList = Field(default_factory=lambda: [1e-3])
+    """The diffusivity of `u`."""
     Dv: PositiveList = Field(default_factory=lambda: [5e-3])
+    """The diffusivity of `v`."""
     k: Annotated[list[float], Field(min_length=1)] = Field(default_factory=lambda: [5e-3])
+    """The constant `k` in `u`'s reaction `u - u^3 - k - v`."""
 
 
 class NoiseSpec(StrictModel):
-    """N(0, 1) noise in every cell; sample i draws from `fold_in(key(seed), i)`."""
+    """N(0, 1) noise in every cell, for u and v."""
 
     seed: int = 0
+    """Sample `i` draws from `fold_in(key(seed), i)`, whatever the batch."""
 
 
 class DiffusionReactionSolverSpec(StrictModel):
-    """dt: the largest RK4 step (each save interval is cut into equal steps of at most dt)."""
+    """Classical RK4 with one fixed step."""
 
     dt: Annotated[float, Field(gt=0)] = 5e-3
+    """The largest RK4 step (each save interval is cut into equal steps of at most dt); the
+    step taken must keep `8 D dt / dx^2` at most 2 for the sweep's largest diffusivity."""
 
 
 class DiffusionReactionRecipe(StrictModel):
     """Recipe of `pde: diffreact2d`: one `.h5` file of per-sample groups per (Du, Dv, k)."""
 
     pde: Literal["diffreact2d"]
+    """Selects this recipe kind."""
     parameters: DiffusionReactionValues = DiffusionReactionValues()
+    """The values to sweep, one file per combination."""
     file_name: str = "2D_diff-react_NA_NA.h5"
+    """The files' name pattern, with `{Du}`, `{Dv}`, `{k}` for the parameters (needed for
+    those with several values)."""
     samples: Annotated[int, Field(ge=1)] = 100
-    # Samples solved together; files do not depend on it.
+    """Trajectories per file."""
     chunk: Annotated[int, Field(ge=1)] = 8
+    """Samples solved together; files do not depend on it."""
     resolution: Annotated[int, Field(ge=4)] = 128
+    """Cells per axis of the square `[-1, 1]^2`."""
     time: TimeSpec = TimeSpec(t_end=5.0, frames=101)
+    """The saved frames."""
     initial_condition: NoiseSpec = NoiseSpec()
+    """The random initial states."""
     solver: DiffusionReactionSolverSpec = DiffusionReactionSolverSpec()
+    """The time stepping."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DiffusionReactionRecipe:

@@ -352,45 +352,64 @@ class NuValues(StrictModel):
     """The viscosities of the sweep, one file each."""
 
     nu: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+    """The viscosity `nu` of `w_t + u . grad w = nu lap w + f`, one file per value."""
 
 
 class GaussianFieldSpec(StrictModel):
-    """FNO's initial vorticity distribution (see `sample_vorticity`); sigma defaults to
-    `tau^(alpha - 1)`.
-    """
+    """FNO's initial vorticity distribution (see `sample_vorticity`): zero-mean Fourier
+    coefficients with `E |w_k|^2 = 2 sigma^2 (4 pi^2 |k|^2 + tau^2)^(-alpha)`."""
 
     seed: int = 0
+    """Sample `i` draws from `fold_in(key(seed), i)`, whatever the batch."""
     alpha: Annotated[float, Field(gt=1)] = 2.5
+    """The spectrum's decay exponent: larger is smoother."""
     tau: Annotated[float, Field(gt=0)] = 7.0
+    """The spectrum's inverse length scale: modes with `2 pi |k|` well below `tau` have about
+    the same variance."""
     sigma: Annotated[float, Field(gt=0)] | None = None
+    """The amplitude; None: FNO's `tau^(alpha - 1)`."""
 
 
 class VorticitySolverSpec(StrictModel):
-    """resolution: the grid the PDE is solved on (a multiple of the saved one; default the
-    saved one). cfl: the Courant number of the adaptive steps. downsample: `stride` or
-    `spectral` (see `downsample`).
-    """
+    """The pseudo-spectral ETDRK4 solver's grid and time steps."""
 
     resolution: Annotated[int, Field(ge=8)] | None = None
+    """Nodes per axis of the grid the PDE is solved on, a multiple of the saved `resolution`;
+    None: the saved one."""
     cfl: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """The Courant number `dt max(|u| + |v|) / dx` of the adaptive steps at each save
+    interval's start."""
     downsample: Literal["stride", "spectral"] = "stride"
+    """From the solver's grid to the saved one: `stride` (every r-th node, FNO's saved data)
+    or `spectral` (the modes below the coarse grid's Nyquist frequency); see `downsample`."""
 
 
 class NavierStokesRecipe(StrictModel):
     """Recipe of `pde: ns2d_vorticity`: one `.h5` file of per-sample groups per viscosity."""
 
     pde: Literal["ns2d_vorticity"]
+    """Selects this recipe kind."""
     parameters: NuValues
+    """The viscosities to sweep, one file each."""
     file_name: str = "ns2d_vorticity_nu{nu}.h5"
+    """The files' name pattern, with `{nu}` for the viscosity (needed when it takes several
+    values)."""
     samples: Annotated[int, Field(ge=1)] = 100
-    # Samples solved together; each keeps its own time steps, so files do not depend on it.
+    """Trajectories per file."""
     chunk: Annotated[int, Field(ge=1)] = 16
+    """Samples solved together; each keeps its own time steps, so files do not depend on
+    it."""
     resolution: Annotated[int, Field(ge=8)] = 64
+    """Nodes `S` per axis of the saved vorticity on the periodic unit square (even)."""
     time: TimeSpec = TimeSpec(t_end=50.0, frames=51)
-    # Amplitude of FNO's forcing 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y)); 0 for none.
+    """The saved frames."""
     forcing: float = 0.1
+    """Amplitude `A` of FNO's forcing `f = A (sin 2 pi (x + y) + cos 2 pi (x + y))` (FNO's
+    0.1); 0 for none."""
     initial_condition: GaussianFieldSpec = GaussianFieldSpec()
+    """The random initial vorticity."""
     solver: VorticitySolverSpec = VorticitySolverSpec()
+    """The solver's grid and time steps."""
 
     @model_validator(mode="after")
     def _consistent(self) -> NavierStokesRecipe:

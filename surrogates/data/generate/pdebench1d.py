@@ -121,18 +121,18 @@ PDES: dict[str, PDE] = {
 
 class SolverSpec(StrictModel):
     """Solver options; each applies to some PDEs only (checked against the recipe's PDE).
-
-    method: advection only, `exact` (shift the initial condition) or `muscl`.
-    cfl: advection with `muscl` and Burgers, the Courant number (TVD up to 0.5).
-    steps_per_frame: reaction-diffusion only, Strang steps per save interval.
-    viscous_scheme: Burgers only, `auto` (the cheaper per save interval), `explicit` or
-        `split` (exact heat operator); see `pdes.burgers`.
-    """
+    An option left out takes the PDE's default (`PDES`)."""
 
     method: Literal["exact", "muscl"] | None = None
+    """Advection only: `exact` (shift the initial condition; the default) or `muscl`."""
     cfl: Annotated[float, Field(gt=0, le=0.5)] | None = None
+    """Advection with `muscl` and Burgers: the Courant number (TVD up to 0.5; default
+    0.4)."""
     steps_per_frame: Annotated[int, Field(ge=1)] | None = None
+    """Reaction-diffusion only: Strang steps per save interval (default 20)."""
     viscous_scheme: Literal["auto", "explicit", "split"] | None = None
+    """Burgers only: `auto` (the cheaper per save interval; the default), `explicit` or
+    `split` (exact heat operator); see `pdes.burgers`."""
 
 
 class PDEBench1DRecipe(StrictModel):
@@ -145,17 +145,28 @@ class PDEBench1DRecipe(StrictModel):
     """
 
     pde: Literal["advection", "burgers", "reaction_diffusion"]
+    """The PDE: advection `u_t + beta u_x = 0`, Burgers `u_t + (u^2 / 2)_x = (Nu / pi) u_xx`
+    or reaction-diffusion `u_t = Nu u_xx + rho u (1 - u)` (see `pdes`)."""
     parameters: dict[str, Annotated[list[float], Field(min_length=1)]]
+    """The values of each of the PDE's parameters, exactly those it needs (`beta`; `Nu`;
+    `Nu` and `rho`): one file per combination, in the listed order."""
     file_name: str
+    """The files' name pattern, with `{placeholders}` for the parameters; every parameter
+    with several values needs one."""
     samples: Annotated[int, Field(ge=1)] = 1000
-    # Trajectories solved together. Burgers and MUSCL advection step a chunk with the time
-    # step of its fastest sample, so results change with `chunk` within discretisation error;
-    # initial conditions never do.
+    """Trajectories per file."""
     chunk: Annotated[int, Field(ge=1)] = 128
+    """Trajectories solved together. Burgers and MUSCL advection step a chunk with the time
+    step of its fastest sample, so results change with `chunk` within discretisation error;
+    initial conditions never do."""
     grid: GridSpec = GridSpec()
+    """The periodic grid."""
     time: TimeSpec = TimeSpec()
+    """The saved frames."""
     initial_condition: InitialConditionSpec = InitialConditionSpec()
+    """PDEBench's random initial conditions."""
     solver: SolverSpec = SolverSpec()
+    """Solver options of the PDE."""
 
     @model_validator(mode="after")
     def _consistent(self) -> PDEBench1DRecipe:

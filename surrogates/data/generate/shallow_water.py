@@ -205,9 +205,13 @@ class RadialDamSpec(StrictModel):
     """PDEBench's dam: depth `inside` within radius r ~ U(radius), `outside` beyond, at rest."""
 
     seed: int = 0
+    """Sample `i`'s radius draws from `fold_in(key(seed), i)`, whatever the batch."""
     radius: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (0.3, 0.7)
+    """`[low, high]`: the dam's radius about the origin is drawn from `U(low, high)`."""
     inside: Annotated[float, Field(gt=0)] = 2.0
+    """The water's depth within the radius."""
     outside: Annotated[float, Field(gt=0)] = 1.0
+    """The water's depth beyond the radius."""
 
     @model_validator(mode="after")
     def _ordered(self) -> RadialDamSpec:
@@ -217,27 +221,39 @@ class RadialDamSpec(StrictModel):
 
 
 class ShallowWaterSolverSpec(StrictModel):
-    """cfl: the Courant number `dt (max(|u| + c) + max(|v| + c)) / dx` of the adaptive steps."""
+    """The finite-volume solver's adaptive time steps."""
 
     cfl: Annotated[float, Field(gt=0, le=0.5)] = 0.4
+    """The Courant number `dt (max(|u| + c) + max(|v| + c)) / dx` of the adaptive steps, for
+    the state at each save interval's start."""
 
 
 class ShallowWaterRecipe(StrictModel):
     """Recipe of `pde: swe2d`: one `.h5` file of per-sample groups (PDEBench's radial dam break)."""
 
     pde: Literal["swe2d"]
+    """Selects this recipe kind."""
     parameters: NoParameters = NoParameters()
+    """Nothing to sweep: `{}`, one file."""
     file_name: str = "2D_rdb_NA_NA.h5"
+    """The file's name (no placeholders: nothing is swept)."""
     samples: Annotated[int, Field(ge=1)] = 100
-    # Samples solved together; each keeps its own time steps, so files do not depend on it.
+    """Trajectories in the file."""
     chunk: Annotated[int, Field(ge=1)] = 8
-    # Cells per axis of the square `[-extent, extent]^2`.
+    """Samples solved together; each keeps its own time steps, so files do not depend on
+    it."""
     resolution: Annotated[int, Field(ge=8)] = 128
+    """Cells per axis of the square `[-extent, extent]^2`."""
     extent: Annotated[float, Field(gt=0)] = 2.5
+    """Half the side of the square domain `[-extent, extent]^2` (PDEBench's 2.5)."""
     gravity: Annotated[float, Field(gt=0)] = 1.0
+    """The gravitational acceleration `g` (PDEBench's 1)."""
     time: TimeSpec = TimeSpec(t_end=1.0, frames=101)
+    """The saved frames."""
     initial_condition: RadialDamSpec = RadialDamSpec()
+    """The radial dam."""
     solver: ShallowWaterSolverSpec = ShallowWaterSolverSpec()
+    """The time stepping."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ShallowWaterRecipe:

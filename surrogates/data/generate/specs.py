@@ -31,8 +31,11 @@ class GridSpec(StrictModel):
     """A periodic grid of `cells` cells on `[x_min, x_max)`."""
 
     cells: Annotated[int, Field(ge=8)] = 1024
+    """Cells of the grid; the fields are saved at their centres."""
     x_min: float = 0.0
+    """The left end of the domain."""
     x_max: float = 1.0
+    """The right end of the domain (the period is `x_max - x_min`)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> GridSpec:
@@ -45,18 +48,31 @@ class TimeSpec(StrictModel):
     """`frames` equally spaced save times from 0 to `t_end`, both included."""
 
     t_end: Annotated[float, Field(gt=0)] = 2.0
+    """The time of the last saved frame."""
     frames: Annotated[int, Field(ge=2)] = 201
+    """Saved frames per trajectory, the initial state included."""
 
 
 class InitialConditionSpec(StrictModel):
     """PDEBench's sum-of-sines distribution (see `initial_conditions.py`)."""
 
     seed: int = 2022
+    """Sample `i` draws from `fold_in(key(seed), i)`, whatever the chunk or file size."""
     modes: Annotated[int, Field(ge=1)] = 4
+    """Harmonics `n = 1..modes`, each with an amplitude `~ U(0, 1)` and a phase
+    `~ U(0, 2 pi)`."""
     choices: Annotated[int, Field(ge=1)] = 2
+    """Draws among the harmonics (with replacement): a harmonic drawn `m` times has `m` times
+    its wavenumber, one never drawn adds the constant `A_n sin(phi_n)`."""
     p_abs: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Probability that a sample is replaced by its absolute value (before its random
+    sign)."""
     p_window: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """Probability that a sample is multiplied by a tanh window, close to 1 inside a random
+    interval and to 0 outside it."""
     window_width: Annotated[float, Field(gt=0)] = 0.01
+    """The tanh window's transition width, as a fraction of the domain's length (PDEBench's
+    0.01 on its unit domain)."""
 
 
 def parameter_sweep(parameters: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
