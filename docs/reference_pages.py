@@ -8,6 +8,7 @@ command-line reference from the argument parser, the API pages from the package'
 from __future__ import annotations
 
 import hashlib
+import html
 import inspect
 import json
 import os
@@ -290,7 +291,7 @@ def _constructor_section(
     lines += ["| argument | type | default |", "| --- | --- | --- |"]
     for parameter in rows:
         lines.append(
-            f"| `{parameter.name}` | {_cell(_annotation_text(parameter.annotation))} | "
+            f"| `{parameter.name}` | {_annotation_text(parameter.annotation)} | "
             f"{_parameter_default(parameter)} |"
         )
     return lines
@@ -312,15 +313,17 @@ def _problem_section(name: str, cls: type) -> list[str]:
     lines += ["| parameter | type | default |", "| --- | --- | --- |"]
     for field in fields:
         default = "required" if field.default is dataclasses.MISSING else f"`{field.default!r}`"
-        lines.append(f"| `{field.name}` | {_cell(_annotation_text(field.type))} | {default} |")
+        lines.append(f"| `{field.name}` | {_annotation_text(field.type)} | {default} |")
     return lines
 
 
 def _annotation_text(annotation: Any) -> str:
+    """An annotation as inline code inside a table cell (a `|` in a code span would split
+    the cell, and an escaped one would show its backslash)."""
     if annotation is inspect.Parameter.empty:
         return ""
     text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
-    return f"`{text}`"
+    return f"<code>{html.escape(text).replace('|', '&#124;')}</code>"
 
 
 def _parameter_default(parameter: inspect.Parameter) -> str:

@@ -116,10 +116,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _benchmark(args: argparse.Namespace) -> None:
-    from surrogates.suites import load_suite, run_suite
+    from surrogates.suites import load_suite, run_suite, suite_runs
 
     if args.processes is not None:
-        load_suite(args.suite, args.override)  # a bad suite is told once, before the workers
+        # A bad suite, or a bad experiment in it, is told once, before the workers start.
+        suite_runs(load_suite(args.suite, args.override))
         _launch(args.processes, args.argv)
         return
     _print_once(

@@ -171,6 +171,26 @@ def test_cli_reports_config_errors_in_one_line(tmp_path: Path, capsys):
     assert "give an experiment file or --resume RUN_DIR" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["train", "benchmark"])
+def test_a_bad_config_under_processes_is_told_once_before_any_worker_starts(
+    tmp_path: Path, capsys, monkeypatch, command: str
+):
+    import surrogates.launch
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("workers started for a bad config")
+
+    monkeypatch.setattr(surrogates.launch, "launch", no_workers)
+    path = write(tmp_path)
+    if command == "benchmark":
+        path = tmp_path / "suite.yaml"
+        path.write_text(f"experiments: [{write(tmp_path)}]\n")
+    argv = [command, str(path), "-o", "train.bach_size=4", "--processes", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.bach_size: unknown key" in err
+
+
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_experiments_validate(path: Path):
     if path.parent.name == "suites":

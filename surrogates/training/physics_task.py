@@ -18,6 +18,7 @@ over training; it never chooses a checkpoint.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -146,7 +147,8 @@ class PhysicsTask:
     def counts(self, phase: int | None = None) -> list[int]:
         """Points per term per step in optimizer phase `phase` (the run's `train.points`
         when None): each kind's count shared by its terms, rounded up to a multiple of the
-        device count (the points are sharded)."""
+        device count (the points are sharded) and, for a causally weighted term, of
+        `causal.chunks` too (its points are cut into that many chunks)."""
         train = self.experiment.train
         points = train.points if phase is None else train.phase_points()[phase]
         per_kind = {"initial": points.initial, "boundary": points.boundary}
@@ -155,7 +157,10 @@ class PhysicsTask:
         for term in self.terms:
             total = per_kind.get(term.name, points.residual)
             share = -(-total // sum(t.name == term.name for t in self.terms))
-            counts.append(-(-share // devices) * devices)
+            step = devices
+            if train.causal is not None and term.causal:
+                step = math.lcm(devices, train.causal.chunks)
+            counts.append(-(-share // step) * step)
         return counts
 
     def initial_weights(self) -> np.ndarray:

@@ -419,3 +419,16 @@ def test_a_damaged_trajectory_is_named(tmp_path: Path):
         DatasetError, match=r"adv.hdf5: trajectory 1 unreadable, the file is damaged"
     ):
         ds.fields[1]
+
+
+def test_a_truncated_file_is_named_in_one_line(tmp_path: Path):
+    # A copy cut short (an interrupted transfer): HDF5 cannot even open it.
+    path = tmp_path / "adv.hdf5"
+    write_tensor(path, n=3, t=9, x=16)
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.truncate(size // 2)
+    with pytest.raises(DatasetError) as error:
+        open_dataset(path)
+    assert str(error.value).startswith(f"{path}: unreadable HDF5 file (")
+    assert "\n" not in str(error.value)

@@ -201,6 +201,22 @@ def test_causal_chunks_must_divide_each_phases_points(tmp_path):
         load_experiment(path)
 
 
+def test_causal_points_divide_into_chunks_on_any_device_count(tmp_path):
+    """42 residual points in 6 causal chunks pass the config's check; rounding them up to a
+    multiple of 4 devices alone (44) made the chunking fail in the step."""
+    from types import SimpleNamespace
+
+    path = experiment_file(tmp_path, extra="  causal: {chunks: 6}\n")
+    path.write_text(path.read_text().replace("residual: 128", "residual: 42"))
+    terms = [
+        SimpleNamespace(name="residual", causal=True),
+        SimpleNamespace(name="initial", causal=False),
+    ]
+    four_devices = SimpleNamespace(size=4)
+    task = SimpleNamespace(experiment=load_experiment(path), terms=terms, mesh=four_devices)
+    assert PhysicsTask.counts(task) == [48, 32]  # 48: the least multiple of 4 and 6 from 42
+
+
 def test_a_typo_in_a_weight_names_the_terms(tmp_path):
     path = experiment_file(tmp_path, extra="  weights: {intial: 10}")
     with pytest.raises(ConfigError, match=r"train.weights.intial: .*initial"):
