@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Annotated
 
 import xarray as xr
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from rich.console import Console
 
 from surrogates.atomic import write_text
@@ -71,8 +71,8 @@ class Suite(StrictModel):
     """The experiments, each the path of its YAML file or a mapping with `path`, `overrides`
     and `seeds`; an experiment listed twice gets two rows."""
     overrides: list[str] = Field(default_factory=list)
-    """Dotted `key.path=value` overrides applied to every experiment (the command line's
-    `-o` ones after them)."""
+    """Dotted `key.path=value` overrides applied to every experiment, before each entry's
+    own; the command line's `-o` ones come last and win over both."""
     seeds: Seeds | None = None
     """Every experiment once per `train.seed` in the list, each metric then reported as its
     mean and standard deviation over the seeds (the split of the data stays the same); None:
@@ -80,6 +80,8 @@ class Suite(StrictModel):
     root: str = "runs"
     """The folder under which the comparison goes; the experiments' runs go to their own
     `run.root`."""
+    # The command line's `-o` overrides (`load_suite`): not a key of the file.
+    _command_line: list[str] = PrivateAttr(default_factory=list)
 
     def entries(self) -> list[SuiteEntry]:
         return [e if isinstance(e, SuiteEntry) else SuiteEntry(path=e) for e in self.experiments]
@@ -89,11 +91,12 @@ class Suite(StrictModel):
 
 
 def load_suite(path: str | Path, overrides: list[str] | None = None) -> Suite:
+    """The suite of a YAML file, with the command line's `overrides` to apply last."""
     data = load_yaml(path, ConfigError)
     data.setdefault("name", Path(path).stem)
     suite = validate(Suite, data, str(path), ConfigError)
-    extra = list(overrides or [])
-    return suite.model_copy(update={"overrides": [*suite.overrides, *extra]})
+    suite._command_line = list(overrides or [])
+    return suite
 
 
 def suite_runs(suite: Suite) -> list[list[Experiment]]:
@@ -101,7 +104,7 @@ def suite_runs(suite: Suite) -> list[list[Experiment]]:
     runs = []
     for entry in suite.entries():
         seeds = entry.seeds or suite.seeds
-        overrides = [*suite.overrides, *entry.overrides]
+        overrides = [*suite.overrides, *entry.overrides, *suite._command_line]
         per_seed = [[f"train.seed={seed}"] for seed in seeds] if seeds else [[]]
         runs.append([load_experiment(entry.path, [*overrides, *more]) for more in per_seed])
     return runs

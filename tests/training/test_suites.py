@@ -118,3 +118,18 @@ def test_a_suite_of_physics_runs_compares_their_relative_errors(tmp_path, capsys
     assert [(r["experiment"], r["model"], r["seeds"]) for r in rows] == [("conv", "pinn", "2")]
     assert float(rows[0]["rel_l2_mean"]) == pytest.approx(np.mean(errors), rel=1e-9)
     assert "rel_l2_mean" in captured.err  # the terminal's headline columns
+
+
+def test_the_command_lines_overrides_win_over_the_suites_and_its_entries(make_experiment, tmp_path):
+    from surrogates.suites import load_suite, suite_runs
+
+    path = make_experiment()
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "overrides: [train.epochs=4, train.seed=7]\n"
+        f"experiments:\n  - {path}\n  - {{path: {path}, overrides: [train.epochs=3]}}\n"
+    )
+    plain = [runs[0].train for runs in suite_runs(load_suite(suite))]
+    assert [(t.epochs, t.seed) for t in plain] == [(4, 7), (3, 7)]
+    given = [runs[0].train for runs in suite_runs(load_suite(suite, ["train.epochs=1"]))]
+    assert [(t.epochs, t.seed) for t in given] == [(1, 7), (1, 7)]
