@@ -33,6 +33,18 @@ Positive = Annotated[int, Field(ge=1)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
+def _only_where_they_apply(
+    spec: StrictModel, only: dict[str, tuple[str, ...]], choice: str = "name"
+) -> None:
+    """Refuse an option set away from its default where the spec's `choice` (its `name`)
+    does not use it: a silently ignored setting would be mistaken for one that took effect."""
+    chosen = getattr(spec, choice)
+    for key, names in only.items():
+        default = type(spec).model_fields[key].get_default(call_default_factory=True)
+        if chosen not in names and getattr(spec, key) != default:
+            raise ValueError(f"{key}: applies to {' and '.join(names)} only, not {chosen}")
+
+
 class SplitSpec(StrictModel):
     """How the trajectories are split into training, validation and test sets (whole
     trajectories go to one set)."""
@@ -52,6 +64,7 @@ class SplitSpec(StrictModel):
 
     @model_validator(mode="after")
     def _room_to_train(self) -> SplitSpec:
+        _only_where_they_apply(self, {"seed": ("random",)}, choice="method")
         if self.val + self.test >= 1:
             raise ValueError(f"val + test must leave trajectories to train on, got {self}")
         return self
@@ -196,6 +209,13 @@ class ScheduleSpec(StrictModel):
     final_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
     """`cosine` only: the learning rate at the phase's last step, as a fraction of
     `optimizer.lr`."""
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> ScheduleSpec:
+        cosine, step = ("cosine",), ("step",)
+        only = {"warmup_epochs": cosine, "final_fraction": cosine}
+        _only_where_they_apply(self, {**only, "step_epochs": step, "gamma": step})
+        return self
 
 
 class PhaseSpec(StrictModel):
@@ -388,6 +408,9 @@ class CurriculumSpec(StrictModel):
 
     @model_validator(mode="after")
     def _complete(self) -> CurriculumSpec:
+        linear = ("linear",)
+        only = {"start_epoch": linear, "end_epoch": linear, "stages": ("staged",)}
+        _only_where_they_apply(self, {**only, "warmup_epochs": ("cape_sigmoid",)})
         if self.name == "linear" and (self.end_epoch is None or self.end_epoch <= self.start_epoch):
             raise ValueError("linear needs end_epoch greater than start_epoch")
         if self.name == "staged" and not self.stages:
@@ -577,6 +600,11 @@ class BalanceSpec(StrictModel):
     first step."""
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     """`grad_norm` only: the share of its old value a weight keeps at each move."""
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> BalanceSpec:
+        _only_where_they_apply(self, {"every": ("grad_norm",), "momentum": ("grad_norm",)})
+        return self
 
 
 class CausalSpec(StrictModel):

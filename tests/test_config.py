@@ -119,6 +119,26 @@ def test_overrides_create_sections_and_reject_bad_syntax():
             r"train: schedule: does not apply to lbfgs",
         ),
         (
+            ["train.schedule.warmup_epochs=2"],
+            r"train\.schedule: warmup_epochs: applies to cosine only, not constant",
+        ),
+        (
+            ["train.schedule.name=cosine", "train.schedule.gamma=0.1"],
+            r"train\.schedule: gamma: applies to step only, not cosine",
+        ),
+        (
+            ["train.curriculum.end_epoch=3"],
+            r"train\.curriculum: end_epoch: applies to linear only, not cape_sigmoid",
+        ),
+        (
+            ["train.curriculum={name: linear, end_epoch: 3, warmup_epochs: 1}"],
+            r"train\.curriculum: warmup_epochs: applies to cape_sigmoid only, not linear",
+        ),
+        (
+            ["data.split={method: pdebench, seed: 3}"],
+            r"data\.split: seed: applies to random only, not pdebench",
+        ),
+        (
             ["train.optimizer.name=lbfgs", "train.freeze={module: blocks, epochs: 1}"],
             r"train: freeze: an lbfgs phase cannot hold part of the model still",
         ),
