@@ -709,7 +709,7 @@ class PhysicsExperiment(Experiment):
         from surrogates.physics import build_problem
 
         try:
-            build_problem(self.problem.name, **self.problem.parameters())
+            problem = build_problem(self.problem.name, **self.problem.parameters())
         except ConfigError as error:
             raise ConfigError(f"{source}: {error}") from None
         except (TypeError, ValueError) as error:
@@ -719,6 +719,10 @@ class PhysicsExperiment(Experiment):
             registry.check_kind(self.model.name, "pointwise")
         except ModelError as error:
             raise ConfigError(f"{source}: model.name: {error}") from None
+        if self.train.causal is not None and not problem.time_dependent:
+            raise ConfigError(
+                f"{source}: train.causal: {self.problem.name} has no time axis to weight causally"
+            )
         if self.model.wrappers:
             raise ConfigError(f"{source}: model.wrappers: pointwise models take no wrappers")
         _check_arguments(cls, self.model.arguments(), "model", f"of {self.model.name}", source)

@@ -273,3 +273,10 @@ def test_the_record_sums_the_points_of_conditions_that_share_a_name(tmp_path):
     task = PhysicsTask(load_experiment(path))
     assert [t.name for t in task.terms].count("boundary") == 4
     assert task.facts()["points_per_step"] == {"residual": 64, "boundary": 40}
+
+
+def test_causal_weighting_of_a_problem_without_time_is_refused(tmp_path):
+    path = experiment_file(tmp_path, extra="  causal: {chunks: 8}\n")
+    path.write_text(path.read_text().replace("{name: convection, beta: 2}", "{name: helmholtz}"))
+    with pytest.raises(ConfigError, match=r"train\.causal: helmholtz has no time axis"):
+        load_experiment(path)
