@@ -30,21 +30,11 @@ def notebook_problems(site: Path) -> list[str]:
 
 def api_problems(site: Path) -> list[str]:
     """Every class the registries build has an anchor on the API pages."""
-    import surrogates.models
-    import surrogates.physics
-    from surrogates.physics.problem import problem_class, problems
-
-    classes = [surrogates.models.get(name) for name in surrogates.models.available()]
-    classes += [surrogates.models.wrapper(name) for name in surrogates.models.wrappers()]
-    classes += [problem_class(name) for name in problems()]
     ids = set()
     for page in (site / "reference" / "api").glob("*/index.html"):
         ids.update(re.findall(r'id="([^"]+)"', page.read_text()))
-    return [
-        f"reference/api: no entry for {path}"
-        for path in (f"{cls.__module__}.{cls.__qualname__}" for cls in classes)
-        if path not in ids
-    ]
+    paths = map(reference_pages.api_path, reference_pages.registered_classes())
+    return [f"reference/api: no entry for {path}" for path in paths if path not in ids]
 
 
 def configuration_problems(site: Path) -> list[str]:

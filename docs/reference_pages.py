@@ -69,28 +69,26 @@ def schema_keys(schema: type[BaseModel], prefix: str = "", values: Any = None) -
     for name, field in schema.model_fields.items():
         path = f"{prefix}{name}"
         nested = _nested_schemas(field.annotation)
-        default = _default_text(field, values, name)
+        default = _default_value(field, values, name)
         description = " ".join((field.description or "").split())
         kind = _type_text(field.annotation, field.metadata)
-        keys.append(Key(path, kind, default, description, section=bool(nested)))
-        section_default = _default_value(field, values, name)
+        keys.append(Key(path, kind, _default_text(default), description, section=bool(nested)))
         for sub, many in nested:
-            own = section_default if isinstance(section_default, sub) and not many else None
+            own = default if isinstance(default, sub) and not many else None
             keys.extend(schema_keys(sub, f"{path}[]." if many else f"{path}.", own))
         if schema.model_config.get("extra") == "allow" and name == "name":
-            keys.append(_extra_key(schema, prefix))
+            keys.append(_extra_key(prefix))
     return keys
 
 
-def _extra_key(schema: type[BaseModel], prefix: str) -> Key:
-    """The free keys of a section that takes arguments of what it names (a model's
-    constructor arguments, a problem's PDE parameters)."""
-    what = "problem's PDE parameters" if "problem" in schema.__name__.lower() else "arguments"
+def _extra_key(prefix: str) -> Key:
+    """The free keys of a section that takes the arguments of what it names."""
     return Key(
         f"{prefix}*",
         "any",
         "",
-        f"The named {what}, checked against it when the config is loaded: see "
+        "The arguments of what `name` names (a model's constructor arguments, a problem's PDE "
+        "parameters), checked against it when the config is loaded: see "
         "[Model arguments](models.md).",
     )
 
@@ -179,8 +177,7 @@ def _default_value(field: FieldInfo, values: Any, name: str) -> Any:
     return _REQUIRED if field.default is PydanticUndefined else field.default
 
 
-def _default_text(field: FieldInfo, values: Any, name: str) -> str:
-    value = _default_value(field, values, name)
+def _default_text(value: Any) -> str:
     if value is _REQUIRED:
         return "required"
     if isinstance(value, BaseModel):
@@ -244,11 +241,24 @@ def _doc(obj: Any) -> str:
 # --- the model arguments -------------------------------------------------------------------
 
 
+def registered_classes() -> list[type]:
+    """The class of every registered model, wrapper and physics problem."""
+    import surrogates.physics  # noqa: F401  (registers the problems)
+    from surrogates.models import available, get, wrapper, wrappers
+    from surrogates.physics.problem import problem_class, problems
+
+    return [
+        *(get(name) for name in available()),
+        *(wrapper(name) for name in wrappers()),
+        *(problem_class(name) for name in problems()),
+    ]
+
+
 def models_page() -> str:
     """Every registered model, wrapper and physics problem, with the arguments a config
     gives it (the constructor's, without those the engine supplies from the data)."""
     import surrogates.physics  # noqa: F401  (registers the problems)
-    from surrogates.models import available, get, kind_of, wrapper, wrappers
+    from surrogates.models import available, get, wrapper, wrappers
     from surrogates.models.contract import CONTEXT_ARGUMENTS
     from surrogates.physics.problem import problem_class, problems
 
@@ -264,27 +274,28 @@ def models_page() -> str:
         "## Operators (`task: operator`)",
     ]
     for name in available("operator"):
-        lines += _constructor_section(name, get(name), CONTEXT_ARGUMENTS, skip_first=False)
+        lines += _constructor_section(name, get(name), skip_first=False)
     lines += ["", "## Pointwise models (`task: physics`)"]
     for name in available("pointwise"):
-        assert kind_of(name) == "pointwise"
-        lines += _constructor_section(name, get(name), CONTEXT_ARGUMENTS, skip_first=False)
+        lines += _constructor_section(name, get(name), skip_first=False)
     lines += ["", "## Wrappers (`model.wrappers`)"]
     for name in wrappers():
-        lines += _constructor_section(name, wrapper(name), CONTEXT_ARGUMENTS, skip_first=True)
+        lines += _constructor_section(name, wrapper(name), skip_first=True)
     lines += ["", "## Physics problems (`problem.name`)"]
     for name in problems():
         lines += _problem_section(name, problem_class(name))
     return "\n".join(lines) + "\n"
 
 
-def _constructor_section(
-    name: str, cls: type, supplied: tuple[str, ...], skip_first: bool
-) -> list[str]:
+def _constructor_section(name: str, cls: type, skip_first: bool) -> list[str]:
+    """A model's (or, past the model inside, a wrapper's) constructor arguments a config
+    may set."""
+    from surrogates.models.contract import CONTEXT_ARGUMENTS
+
     parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
     if skip_first:
         parameters = parameters[1:]
-    rows = [p for p in parameters if p.name not in supplied and p.name != "rngs"]
+    rows = [p for p in parameters if p.name not in CONTEXT_ARGUMENTS]
     lines = ["", f"### `{name}`", "", f"{_api_link(cls)}: {_doc(cls)}", ""]
     if not rows:
         return [*lines, "No arguments of its own."]
@@ -297,10 +308,14 @@ def _constructor_section(
     return lines
 
 
+def api_path(cls: type) -> str:
+    """The class's dotted path, the identifier of its entry in the API pages."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _api_link(cls: type) -> str:
     """A link to the class's entry in the API pages (a strict build fails if it has none)."""
-    path = f"{cls.__module__}.{cls.__qualname__}"
-    return f"[`{path}`][{path}]"
+    return f"[`{api_path(cls)}`][{api_path(cls)}]"
 
 
 def _problem_section(name: str, cls: type) -> list[str]:

@@ -186,8 +186,7 @@ class OptimizerSpec(StrictModel):
                     raise ValueError(
                         f"{key}: does not apply to lbfgs (its line search sets the step)"
                     )
-        elif self.memory_size != default.memory_size:
-            raise ValueError(f"memory_size: applies to lbfgs only, not {self.name}")
+        _only_where_they_apply(self, {"memory_size": ("lbfgs",)})
         return self
 
 

@@ -130,10 +130,10 @@ def brmse(pred: jax.Array, target: jax.Array) -> jax.Array:
     its first and last slice are summed and the total is divided by the number of summed
     points, `2` (1D), `2 (nx + ny)` (2D), `2 (nx ny + ny nz + nx nz)` (3D); so, as in
     PDEBench, points on several boundaries (corners, edges) count once per boundary they lie
-    on. Then `sqrt` per sample,
-    step and channel, and the mean over samples. In 1D and 2D this is PDEBench's bRMSE.
-    PDEBench's 3D version omits the mean over samples and mixes channels through a
-    `view([nb, -1, nt])`; this is the consistent generalisation of its 1D and 2D versions.
+    on. Then `sqrt` per sample, step and channel, and the mean over samples. In 1D and 2D
+    this is PDEBench's bRMSE. PDEBench's 3D version omits the mean over samples and mixes
+    channels through a `view([nb, -1, nt])`; this is the consistent generalisation of its
+    1D and 2D versions.
     """
     squared = jnp.square(pred - target)
     space = _space_axes(squared)
